@@ -1,0 +1,3 @@
+"""kubectl-virtio: explain, check and fix the virtio models of KubeVirt VMs."""
+
+__version__ = "0.1.0"

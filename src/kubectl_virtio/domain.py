@@ -1,0 +1,382 @@
+"""Read a libvirt domain XML (`virsh dumpxml`) into device records.
+
+The reader never trusts its input: no DOCTYPE, no entities, no network, bounded size.
+It resolves the effective virtio variant of every device from its model and, for plain
+`virtio`, from the PCI controller its slot is on (libvirt-facts §1.4), and it marks the
+devices libvirt added on its own (KubeVirt-facts appendix, step 4).
+
+Input that is not a whole document (`virsh dumpxml 1 | grep virtio` pasted into a bug
+report) is read leniently line by line; the result says it is partial.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from kubectl_virtio.errors import InputError
+
+MAX_BYTES = 8 * 1024 * 1024  # a real domain is 5-50 KiB; anything near this is not a dumpxml
+
+# PCI controllers whose slots make a plain-virtio device modern-only (QEMU virtio_pci_realize:
+# a PCIe port that is not a root bus), and the ones whose slots make it transitional.
+PCIE_PORTS = {"pcie-root-port", "pcie-switch-downstream-port"}
+CONVENTIONAL_BUSES = {"pci-root", "pcie-root", "pci-bridge", "pcie-to-pci-bridge", "dmi-to-pci-bridge",
+                      "pcie-expander-bus", "pci-expander-bus"}
+# Device kinds that are virtio 1.0 whatever their model (QEMU virtio_pci_force_virtio_1).
+USER_ALIAS = "ua-"
+ALIAS_PREFIXES = ("sriov-", "gpu-", "hostdevice-")
+
+
+@dataclass
+class Address:
+    type: str
+    bus: Optional[int] = None
+    slot: Optional[int] = None
+    function: Optional[int] = None
+    domain: Optional[int] = None
+    devno: Optional[str] = None  # ccw
+    controller: Optional[int] = None  # drive / virtio-serial
+
+    def __str__(self) -> str:
+        if self.type == "pci" and self.bus is not None:
+            return "%04x:%02x:%02x.%x" % (self.domain or 0, self.bus, self.slot or 0, self.function or 0)
+        if self.type == "ccw":
+            return "ccw %s" % (self.devno or "?")
+        return self.type
+
+
+@dataclass
+class Device:
+    kind: str  # libvirt element name: disk, controller, interface, memballoon, ...
+    name: str  # KubeVirt name (from ua-<name>) or libvirt type + index
+    type: Optional[str] = None  # the element's type attribute (controller type, disk type, ...)
+    device: Optional[str] = None  # disk: disk | cdrom | lun
+    bus: Optional[str] = None
+    target: Optional[str] = None
+    model: Optional[str] = None
+    alias: Optional[str] = None
+    address: Optional[Address] = None
+    index: Optional[int] = None  # controllers
+    parent_model: Optional[str] = None  # model of the PCI controller the device is plugged into
+    variant: Optional[str] = None  # transitional | modern-only | ccw | legacy-only | invalid-on-ccw
+    virtio: bool = False
+    added_by_libvirt: bool = False
+    driver: Optional[str] = None  # filesystem driver type, interface driver name
+    line: Optional[int] = None
+
+    @property
+    def key(self):
+        return self.kind, self.name
+
+
+@dataclass
+class Domain:
+    name: Optional[str] = None
+    uuid: Optional[str] = None
+    virt_type: Optional[str] = None
+    arch: Optional[str] = None  # libvirt's name: x86_64, aarch64, s390x
+    machine: Optional[str] = None  # as written: pc-q35-7.2
+    devices: List[Device] = field(default_factory=list)
+    partial: bool = False
+
+    @property
+    def machine_family(self) -> Optional[str]:
+        return machine_family(self.machine)
+
+    def pci_controllers(self) -> Dict[int, Device]:
+        return {d.index: d for d in self.devices
+                if d.kind == "controller" and d.type == "pci" and d.index is not None}
+
+
+def machine_family(machine: Optional[str]) -> Optional[str]:
+    if not machine:
+        return None
+    m = machine.lower()
+    if "q35" in m:
+        return "q35"
+    if m == "pc" or "i440fx" in m or re.match(r"pc-\d", m):
+        return "i440fx"
+    if m.startswith("virt"):
+        return "virt"
+    if m.startswith("s390-ccw"):
+        return "s390-ccw-virtio"
+    return m
+
+
+def old_machine(machine: Optional[str]) -> bool:
+    """Machine types <= 2.6 make plain virtio legacy-only (QEMU hw_compat_2_6)."""
+    m = re.search(r"-(\d+)\.(\d+)$", machine or "")
+    return bool(m) and (int(m.group(1)), int(m.group(2))) <= (2, 6)
+
+
+# --- Parsing ------------------------------------------------------------------------------
+
+def parse(text, source: str = "domain XML") -> Domain:
+    """Parse `virsh dumpxml` output. Raises InputError with a user-facing message."""
+    if isinstance(text, bytes):
+        raw = text
+        text = text.decode("utf-8", errors="replace")
+    else:
+        raw = text.encode("utf-8", errors="replace")
+    if len(raw) > MAX_BYTES:
+        raise InputError("%s is %d bytes; a domain XML is far smaller (limit %d)" % (source, len(raw), MAX_BYTES))
+    if re.search(r"<!\s*(DOCTYPE|ENTITY)", text, re.IGNORECASE):
+        raise InputError("%s has a DOCTYPE or entity declarations; virsh dumpxml never writes them, "
+                         "so it is refused (pass the plain `virsh dumpxml` output)" % source)
+    if not text.strip():
+        raise InputError("%s is empty" % source)
+
+    from lxml import etree  # deferred: `table` and `--help` never need it
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(raw.lstrip(), parser)
+    except etree.XMLSyntaxError as e:
+        dom = _parse_lines(text)
+        if dom is None:
+            raise InputError("%s is not XML (%s) and has no domain element lines to read" % (source, e)) from None
+        return dom
+    if root.getroottree().docinfo.doctype:
+        raise InputError("%s has a DOCTYPE; refused" % source)
+    if root.tag != "domain":
+        # A single device element (<disk ...>...</disk>) is still worth explaining.
+        if root.tag in _DEVICE_KINDS:
+            dom = Domain(partial=True)
+            _read_devices(dom, [root])
+            return dom
+        raise InputError("%s has root element <%s>, not <domain>: is it a `virsh dumpxml` output?"
+                         % (source, root.tag))
+    dom = Domain(name=_text(root, "name"), uuid=_text(root, "uuid"), virt_type=root.get("type"))
+    ostype = root.find("os/type")
+    if ostype is not None:
+        dom.arch, dom.machine = ostype.get("arch"), ostype.get("machine")
+    devices = root.find("devices")
+    _read_devices(dom, list(devices) if devices is not None else [])
+    return dom
+
+
+def _text(el, path) -> Optional[str]:
+    found = el.find(path)
+    return found.text.strip() if found is not None and found.text else None
+
+
+_DEVICE_KINDS = {"disk", "controller", "interface", "memballoon", "rng", "input", "video", "vsock", "filesystem",
+                 "serial", "console", "channel", "graphics", "audio", "sound", "watchdog", "tpm", "panic",
+                 "memory", "hostdev", "redirdev", "iommu", "smartcard", "shmem", "lease", "hub"}
+
+
+def _int(v: Optional[str]) -> Optional[int]:
+    if v is None:
+        return None
+    try:
+        return int(v, 0)
+    except ValueError:
+        return None
+
+
+def _address(el) -> Optional[Address]:
+    a = el.find("address") if hasattr(el, "find") else None
+    if a is None:
+        return None
+    return Address(type=a.get("type") or "?", bus=_int(a.get("bus")), slot=_int(a.get("slot")),
+                   function=_int(a.get("function")), domain=_int(a.get("domain")), devno=a.get("devno"),
+                   controller=_int(a.get("controller")))
+
+
+def _read_devices(dom: Domain, elements) -> None:
+    counters: Dict[str, int] = {}
+    for el in elements:
+        if not isinstance(el.tag, str) or el.tag == "emulator":
+            continue
+        dev = _device_from_element(el)
+        _name_device(dev, counters)
+        dom.devices.append(dev)
+    resolve(dom)
+
+
+def _device_from_element(el) -> Device:
+    kind = el.tag
+    alias_el = el.find("alias")
+    target = el.find("target")
+    dev = Device(kind=kind, name="", type=el.get("type"), alias=alias_el.get("name") if alias_el is not None else None,
+                 address=_address(el), line=el.sourceline)
+    model_child = el.find("model")
+    if kind == "disk":
+        dev.device = el.get("device") or "disk"
+        dev.model = el.get("model")
+        if target is not None:
+            dev.bus, dev.target = target.get("bus"), target.get("dev")
+    elif kind == "interface":
+        dev.model = model_child.get("type") if model_child is not None else None
+        driver = el.find("driver")
+        dev.driver = driver.get("name") if driver is not None else None
+    elif kind == "video":
+        dev.model = model_child.get("type") if model_child is not None else None
+    elif kind == "controller":
+        dev.model = el.get("model")
+        dev.index = _int(el.get("index"))
+    elif kind == "filesystem":
+        dev.model = el.get("model")
+        driver = el.find("driver")
+        dev.driver = driver.get("type") if driver is not None else None
+        if target is not None:
+            dev.target = target.get("dir")
+    elif kind in ("input", "channel", "serial", "console"):
+        dev.model = el.get("model")
+        dev.bus = el.get("bus")
+        if target is not None:
+            dev.target = target.get("name") or target.get("type")
+    else:
+        dev.model = el.get("model")
+    return dev
+
+
+def _name_device(dev: Device, counters: Dict[str, int]) -> None:
+    if dev.alias and dev.alias.startswith(USER_ALIAS):
+        name = dev.alias[len(USER_ALIAS):]
+        for p in ALIAS_PREFIXES:
+            if name.startswith(p):
+                name = name[len(p):]
+        dev.name = name
+        return
+    if dev.kind == "controller":
+        dev.name = "%s%s" % (dev.type or "controller", dev.index if dev.index is not None else "")
+        return
+    if dev.kind == "filesystem" and dev.driver == "virtiofs" and dev.target:
+        dev.name = dev.target  # KubeVirt uses the filesystem's name as the target dir
+        return
+    base = dev.type if dev.kind == "input" and dev.type else dev.kind
+    n = counters.get(base, 0)
+    counters[base] = n + 1
+    dev.name = "%s%d" % (base, n)
+
+
+def is_virtio(dev: Device) -> bool:
+    m = dev.model or ""
+    if dev.kind == "disk":
+        return dev.bus == "virtio"
+    if dev.kind == "controller":
+        return dev.type in ("virtio-serial",) or (dev.type == "scsi" and (m.startswith("virtio") or not m))
+    if dev.kind in ("interface", "memballoon", "rng", "vsock"):
+        return m.startswith("virtio")
+    if dev.kind == "input":
+        return dev.bus == "virtio"
+    if dev.kind == "video":
+        return m == "virtio"
+    if dev.kind == "filesystem":
+        return dev.driver == "virtiofs" or m.startswith("virtio") or dev.driver in (None, "path", "handle")
+    if dev.kind == "memory":
+        return m.startswith("virtio")
+    return False
+
+
+def _always_modern(dev: Device) -> bool:
+    return ((dev.kind == "input" and dev.bus == "virtio") or (dev.kind == "video" and dev.model == "virtio")
+            or (dev.kind == "filesystem" and dev.driver == "virtiofs") or dev.kind in ("vsock", "memory"))
+
+
+def _added_by_libvirt(dev: Device) -> bool:
+    if dev.alias and dev.alias.startswith(USER_ALIAS):
+        return False
+    if dev.kind == "controller":
+        return dev.type in ("pci", "sata", "ide", "fdc")
+    if dev.kind == "input":
+        return dev.bus == "ps2"
+    return dev.kind in ("audio",)
+
+
+def resolve(dom: Domain) -> None:
+    """Fill in virtio, added-by-libvirt, parent controller and effective variant."""
+    pci = dom.pci_controllers()
+    old = old_machine(dom.machine)
+    for dev in dom.devices:
+        dev.virtio = is_virtio(dev)
+        dev.added_by_libvirt = _added_by_libvirt(dev)
+        addr = dev.address
+        if addr is not None and addr.type == "pci" and addr.bus is not None and addr.bus in pci:
+            dev.parent_model = pci[addr.bus].model
+        if dev.kind == "controller" and dev.type == "pci":
+            continue
+        if not dev.virtio:
+            continue
+        dev.variant = effective_variant(dev, old)
+
+
+def effective_variant(dev: Device, old_machine_type: bool = False) -> Optional[str]:
+    """libvirt-facts §1.4: transitional, modern-only, ccw, legacy-only, invalid-on-ccw or None."""
+    on_ccw = dev.address is not None and dev.address.type == "ccw"
+    if dev.model in ("virtio-transitional", "virtio-non-transitional"):
+        if on_ccw:
+            return "invalid-on-ccw"  # libvirt writes virtio-*-ccw-(non-)transitional; QEMU refuses it
+        return "transitional" if dev.model == "virtio-transitional" else "modern-only"
+    if on_ccw:
+        return "ccw"
+    if _always_modern(dev):
+        return "modern-only"
+    if dev.parent_model in PCIE_PORTS:
+        return "modern-only"
+    if dev.parent_model in CONVENTIONAL_BUSES:
+        return "legacy-only" if old_machine_type else "transitional"
+    return None
+
+
+# --- Lenient reading of partial input (grep output, fragments) -----------------------------
+
+_LINE_RE = re.compile(r"^\s*<([A-Za-z][\w-]*)((?:\s+[\w:-]+\s*=\s*(?:'[^']*'|\"[^\"]*\"))*)\s*/?>")
+_ATTR_RE = re.compile(r"([\w:-]+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")")
+
+
+class _LineElement:
+    """Just enough of the lxml element API for _device_from_element."""
+
+    def __init__(self, tag, attrs, line):
+        self.tag, self.attrib, self.sourceline, self.children = tag, attrs, line, []
+
+    def get(self, k, default=None):
+        return self.attrib.get(k, default)
+
+    def find(self, tag):
+        for c in self.children:
+            if c.tag == tag:
+                return c
+        return None
+
+
+def _parse_lines(text: str) -> Optional[Domain]:
+    elements: List[_LineElement] = []
+    current: Optional[_LineElement] = None
+    dom = Domain(partial=True)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        # grep -n / -H prefixes ("12:" or "file.xml:12:") are common in pasted output
+        line = re.sub(r"^[^<]*?:\d+[:-]", "", line) if not line.lstrip().startswith("<") else line
+        m = _LINE_RE.match(line)
+        if not m:
+            continue
+        tag = m.group(1)
+        attrs = {k: (a if a else b) for k, a, b in _ATTR_RE.findall(m.group(2))}
+        el = _LineElement(tag, attrs, lineno)
+        if tag == "type" and "arch" in attrs:
+            dom.arch, dom.machine = attrs.get("arch"), attrs.get("machine")
+        elif tag in _DEVICE_KINDS:
+            elements.append(el)
+            current = el
+        elif tag in ("target", "alias", "address", "driver", "model", "source"):
+            if current is None or (tag == "model" and current.tag not in ("interface", "video")):
+                if tag == "model" and "type" in attrs:
+                    # An orphan <model type=...> line: in a grep for virtio it is an interface's.
+                    current = _LineElement("video" if attrs["type"] == "virtio" else "interface", {}, lineno)
+                    elements.append(current)
+                else:
+                    continue
+            current.children.append(el)
+    if not elements:
+        return None
+    counters: Dict[str, int] = {}
+    for el in elements:
+        dev = _device_from_element(el)
+        _name_device(dev, counters)
+        dom.devices.append(dev)
+    resolve(dom)
+    return dom
