@@ -350,7 +350,7 @@ def _parse_lines(text: str) -> Optional[Domain]:
     dom = Domain(partial=True)
     for lineno, line in enumerate(text.splitlines(), 1):
         # grep -n / -H prefixes ("12:" or "file.xml:12:") are common in pasted output
-        line = re.sub(r"^[^<]*?:\d+[:-]", "", line) if not line.lstrip().startswith("<") else line
+        line = re.sub(r"^(?:[^<:]*:)?\d+[:-]", "", line) if not line.lstrip().startswith("<") else line
         m = _LINE_RE.match(line)
         if not m:
             continue

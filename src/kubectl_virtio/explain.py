@@ -141,6 +141,8 @@ def classify(dev: D.Device, version) -> Rule:
         return R.rule("channel.guest-agent")
     if k in ("serial", "console"):
         return R.rule("serial.console")
+    if k == "graphics":
+        return R.rule("graphics.vnc")
     if k == "memory":
         return R.rule("memory.virtio-mem")
     if k in ("watchdog", "sound", "tpm", "panic", "hostdev"):
@@ -278,7 +280,7 @@ def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx) 
         expected_model, running_model = dev.model, dev.model
     elif exp is not None:
         expected_model, running_model = exp.model(ctx.effective, ctx.arch), exp.model(ctx.run_flag, ctx.arch)
-    elif rule.added_by == "libvirt" or rule.id in ("channel.guest-agent", "serial.console", "libvirt.other"):
+    elif rule.added_by == "libvirt" or rule.id in ("channel.guest-agent", "serial.console", "graphics.vnc"):
         expected_model = running_model = dev.model
     else:
         lit = rule.models.get(ctx.arch, rule.models["amd64"])[0]
@@ -363,7 +365,6 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
 
 def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> List[Finding]:
     f: List[Finding] = []
-    flagged = [d for d in out if d.rule and R.BY_ID[d.rule].flag_driven and d.model in (T, NT)]
     if ctx.arch != "s390x" and vm is not None:
         other = not ctx.effective
         would = [d for d in out if d.rule and R.BY_ID[d.rule].flag_driven and d.status != "not-virtio"]
@@ -394,7 +395,6 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
         added = Counter()
         for d in out:
             if d.added_by_libvirt:
-                label = d.parent if False else (d.kind if d.kind != "controller" else "")
                 added[_added_label(d, dom)] += 1
         if added:
             parts = ["%d x %s" % (n, k) if n > 1 else k for k, n in added.items()]
@@ -454,13 +454,29 @@ def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bo
                 % (flag_text(ctx.effective, ctx.origin, ctx.preference),
                    (T if ctx.effective else NT) if ctx.arch != "s390x" else "virtio",
                    str(ctx.run_flag).lower(), len(drift)))
+    meaning = _meaning(models, ctx)
     if ctx.arch == "s390x":
         return "These models are what KubeVirt writes on s390x (always plain virtio; virtio-scsi for SCSI), " \
                "whatever useVirtioTransitional says: %s. libvirt did not invent them." % desc
     if not have_vm:
-        return ("These models are what KubeVirt writes when useVirtioTransitional is %s: %s. "
-                "libvirt keeps KubeVirt's models verbatim; it did not invent them."
-                % ("true" if ctx.live else "unset or false", desc))
+        return ("These models are what KubeVirt writes when useVirtioTransitional is %s: %s. libvirt keeps "
+                "KubeVirt's models verbatim; it did not invent them.%s"
+                % ("true" if ctx.live else "unset or false", desc, meaning))
+    flag = flag_text(ctx.effective, ctx.origin, ctx.preference).replace("useVirtioTransitional ", "useVirtioTransitional is ")
     return "These models are what KubeVirt writes when %s: %s. libvirt keeps KubeVirt's models verbatim; " \
-           "it did not invent them." % (flag_text(ctx.effective, ctx.origin, ctx.preference)
-                                        .replace("useVirtioTransitional = ", "useVirtioTransitional is "), desc)
+           "it did not invent them.%s" % (flag.replace("is = ", "is "), desc, meaning)
+
+
+def _meaning(models: Counter, ctx: _Ctx) -> str:
+    if not models:
+        return ""
+    top = models.most_common(1)[0][0]
+    q35 = ctx.dom is not None and ctx.dom.machine_family in ("q35", "virt")
+    if top == NT:
+        return (" virtio-non-transitional means virtio 1.0 only%s; the guest needs virtio 1.0 drivers "
+                "(CentOS/RHEL 6 have none)." % (": libvirt gives each device its own PCIe root port" if q35 else ""))
+    if top == T:
+        return (" virtio-transitional means legacy + modern (virtio 0.9 and 1.0)%s; old guests such as "
+                "CentOS 6 can drive it." % (": libvirt puts the devices behind a pcie-to-pci-bridge in conventional "
+                                            "PCI slots" if q35 else ""))
+    return ""

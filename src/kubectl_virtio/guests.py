@@ -25,14 +25,7 @@ class GuestOS:
         return {"id": self.id, "source": self.source, "virtio1": self.virtio1, "note": self.note}
 
 
-def _num(s: Optional[str]) -> float:
-    try:
-        return float(s) if s else 0.0
-    except ValueError:
-        return 0.0
-
-
-_OS_RE = re.compile(r"^([a-z]+?)[-_.]?(\d+(?:\.\d+)?)?(?:[-_.]?(sp\d+|stream\d*))?")
+_OS_RE = re.compile(r"^([a-z]+)[-_.]?(\d+(?:\.\d+)?)?(?:[-_.]?(sp\d+|stream\d*))?")
 
 
 def virtio1_support(os_id: str):
@@ -44,8 +37,8 @@ def virtio1_support(os_id: str):
     family = m.group(1) if m else s
     ver = m.group(2) if m else None
     sp = m.group(3) if m else None
-    major = int(_num(ver)) if ver else None
-    minor = int(round((_num(ver) - major) * 10)) if ver and "." in ver and major is not None else 0
+    major = int(ver.split(".")[0]) if ver else None
+    minor = int(ver.split(".")[1]) if ver and "." in ver else 0
     if family in ("rhel", "centos", "ol", "oraclelinux", "redhat"):
         if major is None:
             return None, "no version: RHEL/CentOS <= 7.1 lack virtio 1.0"
@@ -61,8 +54,7 @@ def virtio1_support(os_id: str):
     if family == "ubuntu":
         if major is None:
             return True, "assumed a current release"
-        ok = (major, minor) >= (17, 4) if "." in (ver or "") else major >= 17
-        return ok, "virtio 1.0 from 17.04 per osinfo-db (16.04's kernel 4.4 works in practice)"
+        return (major, minor) >= (17, 4), "virtio 1.0 from 17.04 per osinfo-db (16.04's kernel 4.4 works in practice)"
     if family == "debian":
         return (major is None or major >= 9), "virtio 1.0 from Debian 9"
     if family in ("sles", "sled", "sle"):
@@ -77,9 +69,8 @@ def virtio1_support(os_id: str):
         return (major is None or (major, minor) >= (3, 11)), "virtio 1.0 listed from Alpine 3.11"
     if family == "cirros":
         return (major is None or (major, minor) >= (0, 4)), "virtio 1.0 from CirrOS 0.4"
-    if family in ("win", "windows"):
-        if s.startswith(("winxp", "win2k3", "windowsxp", "windows2003", "win2k")) and not s.startswith("win2k1") \
-                and not s.startswith("win2k2"):
+    if family.startswith("win"):
+        if s.startswith(("winxp", "win2k3", "win2003", "winxp64")):
             return False, "XP/2003 virtio-win drivers know only the legacy ids"
         return None, "Windows has no in-box virtio drivers; virtio-win 126 (2016) and later drive virtio 1.0"
     if family in ("freebsd", "openbsd", "netbsd"):

@@ -119,7 +119,7 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
     if auto_input and not inputs:
         inputs = [{"name": "default-0", "bus": pref.get("preferredInputBus") or "", "_auto": True}]
     for inp in inputs:
-        bus = inp.get("bus") or (pref.get("preferredInputBus") if not inp.get("bus") else None) or "usb"
+        bus = inp.get("bus") or pref.get("preferredInputBus") or "usb"  # API default: usb
         name = str(inp.get("name") or "input")
         why = "inputs[%s].bus = %s" % (name, bus) + (" (autoattachInputDevice)" if inp.get("_auto") else "")
         out.append(Expected("input", name, R.rule("input.virtio" if bus == "virtio" else "input.usb"), why, bus=bus))

@@ -176,6 +176,8 @@ RULES: Tuple[Rule, ...] = (
          "compute/graphics.go configureVideoDevice", virtio=False,
          reason="the video type is copied from the spec; the flag never applies"),
     # vsock: compute/vsock.go, forced to non-transitional since v1.0.0 (PR #9160).
+    Rule("graphics.vnc", "graphics", "VNC display (autoattachGraphicsDevice unset/true)", _fixed(None),
+         "compute/graphics.go", virtio=False, reason="the VNC display on a unix socket; not a device the guest drives"),
     Rule("vsock.virtio", "vsock", "autoattachVSOCK: true", _fixed(NT), "compute/vsock.go",
          spans=(Span((1, 0, 0)),), qemu="vhost-vsock-pci",
          reason="vsock is always non-transitional: QEMU 5.1 removed vhost-vsock-pci-transitional"),
@@ -234,19 +236,26 @@ def effective_arch(arch: str, version: Version) -> str:
     return arch if arch in ARCHES else "amd64"
 
 
-def pick(base_id: str, version: Version) -> Rule:
-    """The rule for a device family at a KubeVirt version: `disk.virtio` may be
-    `disk.virtio.no-flag` before v0.38, `controller.scsi` may be `controller.scsi.legacy`."""
-    candidates = [r for r in RULES if (r.id == base_id or r.id.startswith(base_id + ".")) and r.holds_for(version)]
-    exact = [r for r in candidates if r.id == base_id]
-    if exact:
-        return exact[0]
-    # Prefer a version variant of the same family ("disk.virtio.no-flag"), not a sibling condition.
-    for suffix in (".no-flag", ".legacy", ".translated"):
-        for r in candidates:
-            if r.id == base_id + suffix:
-                return r
-    return BY_ID[base_id]
+# Rows that describe the same device under different KubeVirt releases.
+FAMILIES = {
+    "disk.virtio": ("disk.virtio", "disk.virtio.no-flag"),
+    "interface.virtio": ("interface.virtio", "interface.virtio.no-flag"),
+    "controller.scsi": ("controller.scsi", "controller.scsi.legacy"),
+    "controller.virtio-serial": ("controller.virtio-serial", "controller.virtio-serial.no-flag"),
+    "memballoon.virtio": ("memballoon.virtio", "memballoon.legacy"),
+    "rng.virtio": ("rng.virtio", "rng.no-flag"),
+    "vsock.virtio": ("vsock.virtio", "vsock.translated"),
+}
+
+
+def pick(family: str, version: Version) -> Rule:
+    """The row for a device family at a KubeVirt release: `disk.virtio` is
+    `disk.virtio.no-flag` before the flag existed, `memballoon.virtio` is `memballoon.legacy`
+    before v0.38.0, and so on."""
+    for rule_id in FAMILIES.get(family, (family,)):
+        if BY_ID[rule_id].holds_for(version):
+            return BY_ID[rule_id]
+    return BY_ID[family]
 
 
 # --- What a model means: libvirt placement, QEMU device and guest driver -----------------

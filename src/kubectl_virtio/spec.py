@@ -130,8 +130,11 @@ class VMSpec:
         """(value, origin): the template's/VMI's own value wins, even an explicit false; else
         the preference's preferredUseVirtioTransitional; else the default false
         (pkg/instancetype/preference/apply/device.go ApplyDevicePreferences)."""
+        if self.kind == "VirtualMachineInstance":
+            # A VMI's spec is final: virt-controller already applied the preference to it.
+            return bool(self.declared_flag), "vmi"
         if self.declared_flag is not None:
-            return self.declared_flag, "vmi" if self.kind == "VirtualMachineInstance" else "vm"
+            return self.declared_flag, "vm"
         if self.preference is not None:
             p = self.preference.devices.get("preferredUseVirtioTransitional")
             if isinstance(p, bool):

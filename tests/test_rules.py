@@ -1,0 +1,127 @@
+"""Every translate-table row across arches, flag values and KubeVirt versions.
+
+The expectations are written out here from kubevirt-facts.md §0 (translate table) and §2
+(history), independently of rules.py, so a wrong row fails.
+"""
+import pytest
+
+from kubectl_virtio import rules as R
+from kubectl_virtio import versions
+
+NT, T = "virtio-non-transitional", "virtio-transitional"
+
+# (rule id, arch) -> (model when unset/false, model when true), at the newest release.
+NEWEST = {
+    ("disk.virtio", "amd64"): (NT, T), ("disk.virtio", "arm64"): (NT, T), ("disk.virtio", "s390x"): ("virtio", "virtio"),
+    ("disk.downward-metrics", "amd64"): (NT, T), ("disk.downward-metrics", "s390x"): ("virtio", "virtio"),
+    ("disk.no-bus", "amd64"): (None, None), ("disk.no-bus", "arm64"): (NT, T), ("disk.no-bus", "s390x"): ("virtio", "virtio"),
+    ("disk.non-virtio", "amd64"): (None, None), ("disk.lun", "arm64"): (None, None), ("disk.cdrom", "s390x"): (None, None),
+    ("interface.virtio", "amd64"): (NT, T), ("interface.virtio", "arm64"): (NT, T),
+    ("interface.virtio", "s390x"): ("virtio", "virtio"),
+    # the passt sidecar is not arch-aware (kubevirt-facts §1.2)
+    ("interface.passt-sidecar", "s390x"): (NT, T),
+    ("interface.sriov", "amd64"): (None, None),
+    ("controller.scsi", "amd64"): (NT, T), ("controller.scsi", "arm64"): (NT, T),
+    ("controller.scsi", "s390x"): ("virtio-scsi", "virtio-scsi"),
+    ("controller.virtio-serial", "amd64"): (NT, T), ("controller.virtio-serial", "s390x"): ("virtio", "virtio"),
+    ("controller.virtio-serial.libvirt", "amd64"): (None, None),
+    ("memballoon.virtio", "amd64"): (NT, T), ("memballoon.virtio", "arm64"): (NT, T),
+    ("memballoon.virtio", "s390x"): ("virtio", "virtio"), ("memballoon.none", "amd64"): ("none", "none"),
+    ("rng.virtio", "amd64"): (NT, T), ("rng.virtio", "s390x"): ("virtio", "virtio"),
+    ("input.virtio", "amd64"): ("virtio", "virtio"), ("input.virtio", "arm64"): ("virtio", "virtio"),
+    ("input.usb", "amd64"): (None, None), ("input.s390x-keyboard", "s390x"): (None, None),
+    ("video.default", "amd64"): ("vga", "vga"), ("video.default", "arm64"): ("virtio", "virtio"),
+    ("video.default", "s390x"): ("virtio", "virtio"),
+    ("vsock.virtio", "amd64"): (NT, NT), ("vsock.virtio", "arm64"): (NT, NT), ("vsock.virtio", "s390x"): (NT, NT),
+    ("filesystem.virtiofs", "amd64"): (None, None),
+    ("watchdog", "amd64"): ("i6300esb", "i6300esb"), ("watchdog", "s390x"): ("diag288", "diag288"),
+    ("memory.virtio-mem", "arm64"): ("virtio-mem", "virtio-mem"),
+    ("tpm", "amd64"): ("tpm-tis", "tpm-tis"), ("sound", "amd64"): ("ich9", "ich9"),
+    ("hostdev", "amd64"): (None, None), ("controller.usb", "arm64"): ("qemu-xhci", "qemu-xhci"),
+}
+
+
+@pytest.mark.parametrize("rule_id,arch", sorted(NEWEST))
+@pytest.mark.parametrize("flag", [False, True])
+def test_newest_models(rule_id, arch, flag):
+    r = R.rule(rule_id)
+    assert r.holds_for(versions.NEWEST)
+    assert r.model(flag, arch) == NEWEST[(rule_id, arch)][flag]
+
+
+def test_ids_are_unique_and_every_row_cites_a_source():
+    ids = [r.id for r in R.RULES]
+    assert len(ids) == len(set(ids))
+    for r in R.RULES:
+        assert r.source and r.reason and r.condition, r.id
+        assert set(r.models) == set(R.ARCHES), r.id
+
+
+def test_flag_driven_rows_are_exactly_the_virtio_model_ones():
+    driven = {r.id for r in R.rules_for(versions.NEWEST) if r.flag_driven}
+    assert driven == {"disk.virtio", "disk.downward-metrics", "disk.no-bus", "interface.virtio",
+                      "interface.passt-sidecar", "controller.scsi", "controller.virtio-serial", "memballoon.virtio",
+                      "rng.virtio"}
+
+
+# (version, family) -> (rule id that applies, amd64 model unset/false, amd64 model true)
+HISTORY = [
+    ("v0.36.0", "disk.virtio", "disk.virtio.no-flag", None, None),
+    ("v0.36.0", "interface.virtio", "interface.virtio.no-flag", "virtio", "virtio"),
+    ("v0.36.0", "memballoon.virtio", "memballoon.legacy", "virtio", "virtio"),
+    ("v0.36.0", "controller.scsi", "controller.scsi.legacy", "virtio-scsi", "virtio-scsi"),
+    ("v0.36.0", "controller.virtio-serial", "controller.virtio-serial.no-flag", None, None),
+    ("v0.36.0", "rng.virtio", "rng.no-flag", "virtio", "virtio"),
+    # the v0.36.1 backport: balloon stayed virtio, the SCSI controller was translated
+    ("v0.36.1", "disk.virtio", "disk.virtio", NT, T),
+    ("v0.36.5", "memballoon.virtio", "memballoon.legacy", "virtio", "virtio"),
+    ("v0.36.5", "controller.scsi", "controller.scsi", NT, T),
+    # v0.37.0 and v0.37.1 have no flag
+    ("v0.37.1", "disk.virtio", "disk.virtio.no-flag", None, None),
+    # the v0.37.2 backport: balloon virtio, SCSI virtio-scsi
+    ("v0.37.2", "disk.virtio", "disk.virtio", NT, T),
+    ("v0.37.3", "memballoon.virtio", "memballoon.legacy", "virtio", "virtio"),
+    ("v0.37.3", "controller.scsi", "controller.scsi.legacy", "virtio-scsi", "virtio-scsi"),
+    ("v0.38.0", "memballoon.virtio", "memballoon.virtio", NT, T),
+    ("v0.38.0", "controller.scsi", "controller.scsi", NT, T),
+    # vsock: translated in v0.59.x, forced non-transitional from v1.0.0
+    ("v0.59.2", "vsock.virtio", "vsock.translated", NT, T),
+    ("v1.0.0", "vsock.virtio", "vsock.virtio", NT, NT),
+]
+
+
+@pytest.mark.parametrize("ver,family,expected_id,m_false,m_true", HISTORY)
+def test_history(ver, family, expected_id, m_false, m_true):
+    v = versions.parse(ver)
+    r = R.pick(family, v)
+    assert r.id == expected_id
+    assert r.holds_for(v)
+    assert (r.model(False, "amd64"), r.model(True, "amd64")) == (m_false, m_true)
+
+
+def test_vsock_absent_before_v0_59():
+    assert not any(r.kind == "vsock" for r in R.rules_for(versions.parse("v0.58.0")))
+
+
+def test_s390x_falls_back_to_amd64_before_v1_3():
+    assert R.effective_arch("s390x", versions.parse("v1.2.0")) == "amd64"
+    assert R.effective_arch("s390x", versions.parse("v1.3.0")) == "s390x"
+    assert R.effective_arch("ppc64le", versions.NEWEST) == "amd64"
+
+
+@pytest.mark.parametrize("text,expected", [("v1.9.0", (1, 9, 0)), ("1.9", (1, 9, 0)), ("v0.36.1-rc.0", (0, 36, 1))])
+def test_version_parse(text, expected):
+    assert versions.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "latest", "v1", "1.x.0"])
+def test_version_parse_rejects(text):
+    with pytest.raises(ValueError):
+        versions.parse(text)
+
+
+def test_qemu_device_names():
+    assert R.qemu_device("virtio-blk-pci", T, "pci") == "virtio-blk-pci-transitional"
+    assert R.qemu_device("virtio-blk-pci", NT, "pci") == "virtio-blk-pci-non-transitional"
+    assert R.qemu_device("virtio-blk-pci", "virtio", "ccw") == "virtio-blk-ccw"
+    assert "will not start" in R.qemu_device("vhost-vsock-pci", T, "pci")
