@@ -152,11 +152,10 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         description="One row a VM: running, effective useVirtioTransitional and its origin, guest "
                                     "OS and whether it has virtio 1.0 drivers, restart pending, risk.",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy --live\n"
+                        epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy\n"
                                "  {p} list -A --check   # exit 3 when a VM is at risk".format(p=prog))
     ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
     ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
-    ls.add_argument("--live", action="store_true", help="add the models actually running (one exec per VM)")
     ls.add_argument("--check", action="store_true", help="exit 3 when a VM is at risk")
     _add_output(ls)
     _add_cluster_flags(ls)
