@@ -232,12 +232,22 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         guests.detect({}, {}, None, guest_os) if guest_os else None)
     findings.extend(_findings(out, ctx, dom, guest, vm, restart_required, vm_running))
     verdict = _verdict(out, ctx, vm is not None, dom is not None, restart_required)
-    return Explanation(namespace=namespace or (vm.namespace if vm else None),
-                       name=name or (vm.name if vm else (dom.name if dom else None)),
+    dom_ns, dom_name = _split_domain_name(dom.name if dom is not None else None)
+    return Explanation(namespace=namespace or (vm.namespace if vm else None) or dom_ns,
+                       name=name or (vm.name if vm else dom_name),
                        arch=arch, machine=_machine(dom, vm), effective=effective, origin=origin, live=live,
                        restart_required=restart_required, devices=out, findings=findings, verdict=verdict,
                        kubevirt_version=versions.show(version), guest=guest,
                        partial=bool(dom is not None and dom.partial), domain=dom)
+
+
+def _split_domain_name(name: Optional[str]):
+    """KubeVirt names domains <namespace>_<vmi> (api.VMINamespaceKeyFunc); '_' is not valid
+    in a namespace, so the first one splits."""
+    if name and "_" in name:
+        ns, vm = name.split("_", 1)
+        return ns, vm
+    return None, name
 
 
 @dataclass
@@ -365,7 +375,7 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
 
 def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> List[Finding]:
     f: List[Finding] = []
-    if ctx.arch != "s390x" and vm is not None:
+    if ctx.arch != "s390x":
         other = not ctx.effective
         would = [d for d in out if d.rule and R.BY_ID[d.rule].flag_driven and d.status != "not-virtio"]
         if would:

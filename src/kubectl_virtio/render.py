@@ -143,6 +143,8 @@ def pci_tree(dom: D.Domain) -> str:
             lines.append(prefix + ("└── " if last else "├── ") + "%02x.%x %s" % (
                 dev.address.slot or 0, dev.address.function or 0, _label(dev)))
             if dev.kind == "controller" and dev.type == "pci" and dev.index is not None:
+                if not children.get(dev.index) and dev.model in D.PCIE_PORTS:
+                    lines[-1] += "  (empty: spare for hotplug)"
                 walk(dev.index, prefix + ("    " if last else "│   "))
 
     for r in roots:
@@ -153,8 +155,7 @@ def pci_tree(dom: D.Domain) -> str:
 
 def _label(dev: D.Device) -> str:
     if dev.kind == "controller" and dev.type == "pci":
-        used = "" if dev.model not in D.PCIE_PORTS else ""
-        return "%s (bus %02x)%s" % (dev.model, dev.index or 0, used)
+        return "%s (bus %02x)" % (dev.model, dev.index or 0)
     what = "%s %s" % (dev.kind, dev.name)
     if dev.virtio:
         return "%s  %s -> %s" % (what, dev.model or "(no model)", dev.variant or "?")
