@@ -47,3 +47,4 @@ def run_plugin(plugin_path, tmp_path):
                               text=True, env=e, timeout=timeout)
 
     return run
+from apiserver.pytest_plugin import *  # noqa: F401,F403
