@@ -48,3 +48,4 @@ def run_plugin(plugin_path, tmp_path):
 
     return run
 from apiserver.pytest_plugin import *  # noqa: F401,F403
+from libvirt_fixtures import libvirt  # noqa: F401,E402

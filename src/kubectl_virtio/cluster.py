@@ -251,16 +251,21 @@ class Cluster:
 
 class _PodExec:
     """The pod-exec endpoint as a bound method with `.api_client`, the shape the client's
-    `kubernetes.stream.stream()` wraps; it sends the request through the WebSocket."""
+    `kubernetes.stream.stream()` wraps: stream() swaps `api_client.request` for its WebSocket
+    call.  It goes straight to `request` (auth headers from the client's own settings):
+    through `call_api`, a refused handshake (403) surfaces as an AttributeError in 36.x."""
 
     def __init__(self, api_client):
         self.api_client = api_client
 
     def connect(self, name, namespace, query, **kwargs):
-        return self.api_client.call_api("/api/v1/namespaces/{namespace}/pods/{name}/exec", "GET",
-                                        path_params={"name": name, "namespace": namespace}, query_params=query,
-                                        header_params={"Accept": "*/*"}, auth_settings=["BearerToken"],
-                                        _return_http_data_only=True, **kwargs)
+        from urllib.parse import quote
+
+        headers = {"Accept": "*/*"}
+        self.api_client.update_params_for_auth(headers, query, ["BearerToken"])
+        url = "%s/api/v1/namespaces/%s/pods/%s/exec" % (self.api_client.configuration.host,
+                                                        quote(namespace, safe=""), quote(name, safe=""))
+        return self.api_client.request("GET", url, query_params=query, headers=headers, **kwargs)
 
 
 def _json_tail(text: str) -> str:

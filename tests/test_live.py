@@ -1,0 +1,295 @@
+"""Live `explain` and `dumpxml`: the installed plugin as a subprocess against the local API
+server (real HTTP/TLS, KubeVirt JSON, WebSocket exec), with domain XML rendered by libvirt."""
+import copy
+import json
+import os
+import pathlib
+
+import pytest
+
+from apiserver import objects
+from apiserver.server import V4_PROTOCOL
+
+NT, T = "virtio-non-transitional", "virtio-transitional"
+DOMAINS = pathlib.Path(__file__).parent / "data" / "domains"
+NONROOT_URI = "qemu+unix:///session?socket=/var/run/libvirt/virtqemud-sock"
+FLAGGED = {("disk", "containerdisk"), ("disk", "cloudinitdisk"), ("controller", "virtio-serial0"),
+           ("controller", "scsi0"), ("interface", "default"), ("memballoon", "memballoon0")}
+
+
+@pytest.fixture(scope="module")
+def rendered(libvirt):
+    """Our fixture domains as libvirt renders them (the "live" XML)."""
+    names = ["testvm-q35-non-transitional", "testvm-q35-transitional", "windows-q35"]
+    inputs = [(DOMAINS / (n + ".xml")).read_text() for n in names]
+    hooked = inputs[0].replace('model="virtio-non-transitional"', 'model="virtio-transitional"', 1)
+    out = libvirt.render_many(inputs + [hooked])
+    return dict(zip(names + ["hooked"], out))
+
+
+def explain_json(run_plugin, cluster, *args, user="admin", **kw):
+    r = run_plugin("explain", *args, "-o", "json", env=cluster.env(user=user, **kw))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout), r
+
+
+def statuses(doc):
+    return {(d["kind"], d["name"]): d for d in doc["devices"]}
+
+
+def put_running(cluster, xml, name="testvm", ns="default", **kw):
+    stack = cluster.add_running_vm(name, ns, **kw)
+    cluster.set_domain(ns, stack.pod["metadata"]["name"], "%s_%s" % (ns, name), xml)
+    return stack
+
+
+def template_spec(vm):
+    return copy.deepcopy(vm["spec"]["template"]["spec"])
+
+
+def test_running_seed_vm(run_plugin, cluster, rendered):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert doc["vm"] == {"namespace": "default", "name": "testvm"}
+    assert doc["useVirtioTransitional"] == {"effective": False, "origin": "default", "live": False}
+    assert doc["restartRequired"] is False and doc["machine"] == "q35"
+    st = statuses(doc)
+    assert FLAGGED <= set(st)
+    for key in FLAGGED:
+        assert (st[key]["model"], st[key]["expected"], st[key]["status"]) == (NT, NT, "match"), key
+    # non-root launcher: the session URI first, argv only, in the compute container
+    ex = cluster.exec_log[-1]
+    assert ex.container == "compute" and ex.pod == stack.pod["metadata"]["name"]
+    assert list(ex.argv) == ["virsh", "-c", NONROOT_URI, "dumpxml", "default_testvm"]
+    # economy: at most 5 API requests plus one exec
+    log = cluster.request_log()
+    assert sum(1 for r in log if r.is_exec) == 1
+    assert sum(1 for r in log if not r.is_exec) <= 5, [(r.method, r.path) for r in log]
+
+
+def test_table_output_and_kubectl_plugin_discovery(cluster, rendered, plugin_path, kubectl_path, tmp_path):
+    put_running(cluster, rendered["testvm-q35-non-transitional"])
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl-virtio").symlink_to(plugin_path)
+    import subprocess
+    env = cluster.env()
+    env["PATH"] = "%s:%s:/usr/bin:/bin" % (bindir, os.path.dirname(kubectl_path))
+    r = subprocess.run([kubectl_path, "virtio", "explain", "testvm"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "not invent" in r.stdout and "containerdisk" in r.stdout
+    # the same server answers real kubectl's own get and exec
+    r = cluster.kubectl("get", "vm", "-n", "default")
+    assert r.returncode == 0 and "testvm" in r.stdout, r.stderr
+    pod = cluster.list("pods", "default")[0]["metadata"]["name"]
+    r = cluster.kubectl("exec", "-n", "default", pod, "-c", "compute", "--", "virsh", "-c", NONROOT_URI,
+                        "dumpxml", "default_testvm")
+    assert r.returncode == 0 and "<domain" in r.stdout and "virtio-non-transitional" in r.stdout, r.stderr
+
+
+def test_transitional_vm(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["testvm-q35-transitional"], vm_kwargs={"use_virtio_transitional": True})
+    doc, _ = explain_json(run_plugin, cluster, "vm/testvm")
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "vm", "live": True}
+    st = statuses(doc)
+    assert all(st[k]["status"] == "match" and st[k]["model"] == T for k in FLAGGED)
+    assert st[("disk", "containerdisk")]["pciParent"] == "pcie-to-pci-bridge"
+
+
+def test_drift_with_restart_required(run_plugin, cluster, rendered):
+    vm = objects.vm("testvm", use_virtio_transitional=True, restart_required=True)
+    spec = template_spec(vm)
+    spec["domain"]["devices"].pop("useVirtioTransitional")
+    put_running(cluster, rendered["testvm-q35-non-transitional"],
+                vm_kwargs={"use_virtio_transitional": True, "restart_required": True}, vmi_kwargs={"spec": spec})
+    doc, r = explain_json(run_plugin, cluster, "testvm")
+    assert doc["restartRequired"] is True
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "vm", "live": False}
+    st = statuses(doc)
+    assert all(st[k]["status"] == "drift" and st[k]["expected"] == T and st[k]["model"] == NT for k in FLAGGED)
+
+
+def test_preference_origin_from_controller_revision(run_plugin, cluster, rendered):
+    pref = objects.cluster_preference("linux.virtiotransitional", use_virtio_transitional=True)
+    rev_name = objects.preference_revision_name("testvm", pref)
+    stack = put_running(cluster, rendered["testvm-q35-transitional"],
+                        vm_kwargs={"preference": "linux.virtiotransitional", "preference_revision": rev_name},
+                        vmi_kwargs={"use_virtio_transitional": True})
+    cluster.put(objects.controller_revision(rev_name, "default", data=pref, owner_vm=stack.vm))
+    # the live cluster preference was edited after the VM started: the frozen revision decides
+    edited = copy.deepcopy(pref)
+    edited["spec"]["devices"]["preferredUseVirtioTransitional"] = False
+    cluster.put(edited)
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "preference", "live": True}
+    assert all(statuses(doc)[k]["status"] == "match" for k in FLAGGED)
+    assert any(r.resource == "controllerrevisions" for r in cluster.request_log())
+
+
+def test_live_migration_reads_the_source_pod(run_plugin, cluster, rendered):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"], node="node01")
+    target = objects.launcher_pod(stack.vmi, "node02", name="virt-launcher-testvm-target")
+    cluster.put(target)
+    cluster.set_domain("default", "virt-launcher-testvm-target", "default_testvm", "<domain/>")
+    cluster.mutate("vmi", "testvm", lambda o: o["status"].update(migrationState={
+        "sourceNode": "node01", "targetNode": "node02", "sourcePod": stack.pod["metadata"]["name"],
+        "targetPod": "virt-launcher-testvm-target", "completed": False}), "default")
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert cluster.exec_log[-1].pod == stack.pod["metadata"]["name"]
+    assert any("migration" in f["message"] for f in doc["findings"])
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "match"
+
+
+def test_root_launcher_uses_plain_virsh_and_falls_back(run_plugin, cluster, rendered):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"], root=True)
+    explain_json(run_plugin, cluster, "testvm")
+    assert list(cluster.exec_log[-1].argv) == ["virsh", "dumpxml", "default_testvm"]
+    # a non-root VMI whose launcher only answers the plain URI: the second form is tried
+    cluster.mutate("vmi", "testvm", lambda o: o["status"].update(runtimeUser=107), "default")
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert [list(e.argv[:2]) for e in cluster.exec_log[-2:]] == [["virsh", "-c"], ["virsh", "dumpxml"]]
+    assert statuses(doc)[("disk", "containerdisk")]["model"] == NT
+
+
+def test_halted_vm_is_predicted(run_plugin, cluster):
+    cluster.put(objects.vm("testvm", run_strategy="Halted"))
+    doc, r = explain_json(run_plugin, cluster, "testvm")
+    st = statuses(doc)
+    assert st[("disk", "containerdisk")]["status"] == "predicted" and st[("disk", "containerdisk")]["expected"] == NT
+    assert any("not running" in f["message"] for f in doc["findings"])
+    assert not cluster.exec_log
+
+
+def test_vmi_without_vm(run_plugin, cluster, rendered):
+    vmi = cluster.put(objects.vmi("lonely", "default", use_virtio_transitional=True))
+    pod = cluster.put(objects.launcher_pod(vmi))
+    cluster.set_domain("default", pod["metadata"]["name"], "default_lonely", rendered["testvm-q35-transitional"])
+    doc, _ = explain_json(run_plugin, cluster, "vmi/lonely")
+    assert doc["useVirtioTransitional"]["origin"] == "vmi" and doc["useVirtioTransitional"]["effective"] is True
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "match"
+
+
+S390X_XML = """<domain type='kvm'><name>default_testvm</name>
+  <os><type arch='s390x' machine='s390-ccw-virtio-rhel9.6.0'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk' model='virtio'><target dev='vda' bus='virtio'/><alias name='ua-containerdisk'/>
+      <address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0002'/></disk>
+    <disk type='file' device='disk' model='virtio'><target dev='vdb' bus='virtio'/><alias name='ua-cloudinitdisk'/>
+      <address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0003'/></disk>
+    <controller type='usb' index='0' model='none'/>
+    <controller type='scsi' index='0' model='virtio-scsi'><address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0004'/></controller>
+    <controller type='virtio-serial' index='0' model='virtio'><address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0005'/></controller>
+    <interface type='ethernet'><model type='virtio'/><alias name='ua-default'/>
+      <address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0001'/></interface>
+    <input type='keyboard' bus='virtio'><address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0006'/></input>
+    <video><model type='virtio' heads='1' primary='yes'/><address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0007'/></video>
+    <memballoon model='virtio'><address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0008'/></memballoon>
+  </devices></domain>"""
+
+
+def test_s390x_node(run_plugin, cluster):
+    put_running(cluster, S390X_XML, vm_kwargs={"use_virtio_transitional": True},
+                vmi_kwargs={"architecture": "s390x"})
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert doc["arch"] == "s390x" and doc["useVirtioTransitional"]["live"] is None
+    st = statuses(doc)
+    assert st[("controller", "scsi0")]["expected"] == "virtio-scsi"
+    assert all(st[k]["status"] == "match" and st[k]["variant"] == "ccw" for k in FLAGGED)
+    assert st[("input", "keyboard0")]["rule"] == "input.s390x-keyboard"
+
+
+def test_windows_vm_with_e1000_and_sata(run_plugin, cluster, rendered):
+    tmpl = {"domain": {"devices": {
+        "disks": [{"name": "pvcdisk", "disk": {"bus": "sata"}}, {"name": "winiso", "cdrom": {"bus": "sata"}}],
+        "interfaces": [{"name": "default", "masquerade": {}, "model": "e1000"}],
+        "inputs": [{"name": "tablet", "type": "tablet", "bus": "usb"}]}},
+        "networks": [{"name": "default", "pod": {}}],
+        "volumes": [{"name": "pvcdisk", "persistentVolumeClaim": {"claimName": "win"}},
+                    {"name": "winiso", "winiso": {"configMap": {"name": "winiso"}}}]}
+    stack = cluster.add_running_vm("win", "default", vm_kwargs={"template_spec": tmpl})
+    cluster.set_domain("default", stack.pod["metadata"]["name"], "default_win", rendered["windows-q35"])
+    doc, _ = explain_json(run_plugin, cluster, "win")
+    st = statuses(doc)
+    assert st[("interface", "default")]["status"] == "not-virtio" and st[("interface", "default")]["model"] == "e1000"
+    assert st[("disk", "pvcdisk")]["status"] == "not-virtio" and st[("disk", "pvcdisk")]["bus"] == "sata"
+    assert st[("controller", "scsi0")]["status"] == "match"
+
+
+def test_hooked_model_is_unexpected(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["hooked"])
+    doc, r = explain_json(run_plugin, cluster, "testvm")
+    st = statuses(doc)
+    changed = [k for k in FLAGGED if st[k]["model"] == T]
+    assert len(changed) == 1 and st[changed[0]]["status"] == "unexpected"
+    assert all(st[k]["status"] == "match" for k in FLAGGED - set(changed))
+    assert "hook" in doc["verdict"]
+
+
+def test_exec_forbidden_still_predicts(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["testvm-q35-non-transitional"])
+    r = run_plugin("explain", "testvm", "-o", "json", env=cluster.env(user="noexec"))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "predicted"
+    msg = " ".join(f["message"] for f in doc["findings"])
+    assert "pods/exec" in msg and "create" in msg
+    assert "warning:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_v4_only_server(run_plugin, cluster, rendered):
+    cluster.exec_protocols = (V4_PROTOCOL,)
+    put_running(cluster, rendered["testvm-q35-non-transitional"])
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert cluster.exec_log[-1].protocol == V4_PROTOCOL
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "match"
+
+
+def test_dumpxml_prints_the_live_xml(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["testvm-q35-transitional"], vm_kwargs={"use_virtio_transitional": True})
+    r = run_plugin("dumpxml", "testvm", env=cluster.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == rendered["testvm-q35-transitional"]
+
+
+@pytest.mark.parametrize("args,user,needles", [
+    (["explain", "nope"], "admin", ["nope", "namespace default"]),
+    (["explain", "testvm", "-n", "other"], "admin", ["namespace other"]),
+    (["explain", "testvm"], "nobody", ["forbidden", "get virtualmachines.kubevirt.io"]),
+    (["dumpxml", "testvm"], "noexec", ["forbidden", "create pods/exec"]),
+    (["explain", "Bad_Name"], "admin", ["not a valid"]),
+])
+def test_errors(run_plugin, cluster, rendered, args, user, needles):
+    put_running(cluster, rendered["testvm-q35-non-transitional"])
+    before = cluster.api_request_count()
+    r = run_plugin(*args, env=cluster.env(user=user))
+    assert r.returncode in (1, 2) and r.stderr.startswith("error: "), r.stderr
+    for n in needles:
+        assert n in r.stderr
+    assert "Traceback" not in r.stderr and "-token" not in r.stderr
+    if "not a valid" in needles:
+        assert r.returncode == 2 and cluster.api_request_count() == before
+
+
+def test_401_tls_and_refused(run_plugin, cluster, tmp_path):
+    cluster.put(objects.vm("testvm"))
+    bad_token = pathlib.Path(cluster.kubeconfig_path).read_text().replace("admin-token", "stolen-token")
+    p = tmp_path / "bad-token"
+    p.write_text(bad_token)
+    r = run_plugin("explain", "testvm", "--kubeconfig", str(p))
+    assert r.returncode == 1 and "401" in r.stderr and "stolen-token" not in r.stderr
+    r = run_plugin("explain", "testvm", "--kubeconfig", cluster.kubeconfig_for("admin", bad_ca=True))
+    assert r.returncode == 1 and "TLS" in r.stderr, r.stderr
+    refused = pathlib.Path(cluster.kubeconfig_path).read_text().replace(cluster.url.rsplit(":", 1)[1], "1")
+    p = tmp_path / "refused"
+    p.write_text(refused)
+    r = run_plugin("explain", "testvm", "--kubeconfig", str(p), "--request-timeout", "5")
+    assert r.returncode == 1 and "connection refused" in r.stderr, r.stderr
+
+
+def test_context_and_namespace_from_kubeconfig(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["testvm-q35-non-transitional"], ns="prod")
+    path = cluster.kubeconfig_for("admin", namespace="prod")
+    r = run_plugin("explain", "testvm", "-o", "json", "--kubeconfig", path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["vm"]["namespace"] == "prod"
