@@ -231,9 +231,6 @@ def test_added_by_libvirt(rendered, name):
         assert seen["sata-controller"] == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="domain.py: the model-less virtio-serial controller libvirt adds for the "
-                          "guest-agent channel is not flagged added_by_libvirt")
 def test_libvirt_added_virtio_serial_controller_is_flagged(rendered):
     src, root, dom, pairs = zipped(rendered, "no-serial-console-q35")
     assert not src.xpath("devices/controller[@type='virtio-serial']")
@@ -241,9 +238,6 @@ def test_libvirt_added_virtio_serial_controller_is_flagged(rendered):
     assert dev.added_by_libvirt
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="domain.py _name_device strips sriov-/gpu-/hostdevice- from every ua- alias, "
-                          "not only from host devices")
 def test_kubevirt_name_that_looks_like_a_hostdev_prefix(libvirt):  # noqa: F811
     # A disk may well be called "gpu-scratch"; KubeVirt's alias is then ua-gpu-scratch.
     text = _read("virtio-lun-q35").replace('"ua-lun0"', '"ua-gpu-scratch"')

@@ -236,9 +236,10 @@ def _device_from_element(el) -> Device:
 def _name_device(dev: Device, counters: Dict[str, int]) -> None:
     if dev.alias and dev.alias.startswith(USER_ALIAS):
         name = dev.alias[len(USER_ALIAS):]
-        for p in ALIAS_PREFIXES:
-            if name.startswith(p):
-                name = name[len(p):]
+        if dev.kind == "hostdev":  # ua-sriov-<iface>, ua-gpu-<name>, ua-hostdevice-<name>
+            for p in ALIAS_PREFIXES:
+                if name.startswith(p):
+                    name = name[len(p):]
         dev.name = name
         return
     if dev.kind == "controller":
@@ -281,7 +282,9 @@ def _added_by_libvirt(dev: Device) -> bool:
     if dev.alias and dev.alias.startswith(USER_ALIAS):
         return False
     if dev.kind == "controller":
-        return dev.type in ("pci", "sata", "ide", "fdc")
+        # KubeVirt writes its virtio-serial controller with a model; a model-less one is
+        # libvirt's, added for the guest-agent channel when autoattachSerialConsole is false.
+        return dev.type in ("pci", "sata", "ide", "fdc") or (dev.type == "virtio-serial" and not dev.model)
     if dev.kind == "input":
         return dev.bus == "ps2"
     return dev.kind in ("audio",)

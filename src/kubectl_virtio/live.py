@@ -314,7 +314,7 @@ def _set_one(cluster, ns, name, desired, args) -> str:
         current = _template_devices(vm).get("useVirtioTransitional")
         current = current if isinstance(current, bool) else None
         pref = _load_preference(cluster, ns, vm)
-        before, after = _after(vm, pref, current), _after(vm, pref, desired, set_field=True)
+        before, after = _after(vm, pref, current), _after(vm, pref, desired)
         if current == desired:
             _print_result(args, vm, ref + " unchanged" + suffix, None)
             _preview(args, vm, vmi, pref, before, after, current, desired, changed=False)
@@ -377,7 +377,7 @@ def _load_preference(cluster, ns, vm):
         return None
 
 
-def _after(vm, pref, value, set_field=False) -> Tuple[bool, str]:
+def _after(vm, pref, value) -> Tuple[bool, str]:
     s = S.vm_from_object(_apply_locally(vm, value))
     s.preference = pref
     return s.effective_flag()
@@ -406,13 +406,23 @@ def _preview(args, vm, vmi, pref, before, after, current, desired, changed=True)
     rows = []
     for exp in P.predict(vm_after, arch):
         now, then = exp.model(now_flag, arch), exp.model(new_flag, arch)
-        if not exp.rule.virtio and now == then:
-            continue
+        if not exp.rule.virtio and now == then and exp.kind not in ("disk", "interface", "input"):
+            continue  # usb controller, video: nothing to say
         move = ""
         if now != then and R.T in (now, then):
             move = "PCIe root port -> conventional PCI slot" if then == R.T else "conventional PCI slot -> PCIe root port"
-        note = move or ("unchanged: %s" % ("always virtio 1.0" if exp.rule.id in ("vsock.virtio", "input.virtio")
-                                           else "not driven by the flag" if not exp.rule.flag_driven else "same value"))
+        if move:
+            note = move
+        elif exp.rule.id in ("vsock.virtio", "input.virtio", "filesystem.virtiofs"):
+            note = "unchanged: always virtio 1.0"
+        elif not exp.rule.virtio:
+            note = "unchanged: not virtio (bus %s), the flag does not apply" % (exp.bus or exp.literal or "-")
+        elif arch == "s390x":
+            note = "unchanged: s390x always uses plain virtio (ccw)"
+        elif not exp.rule.flag_driven:
+            note = "unchanged: not driven by the flag"
+        else:
+            note = "unchanged"
         rows.append([exp.kind, exp.name, now or "-", then or "-", note])
     from kubectl_virtio import render
 
@@ -421,8 +431,11 @@ def _preview(args, vm, vmi, pref, before, after, current, desired, changed=True)
           % (_show(current), _show(desired), str(after[0]).lower(), after[1]))
     print(render.table(["kind", "name", "running now" if vmi else "model now", "after next start", "note"], rows))
     if desired is None and after[1] == "default":
-        print("\nwarning: no preference sets preferredUseVirtioTransitional: after --unset the default false applies")
-    if vmi and changed:
+        print("warning: no preference sets preferredUseVirtioTransitional: after --unset the default false applies",
+              file=sys.stderr)
+    if vmi and changed and now_flag == new_flag:
+        print("\nThe running VM already has these models; the spec change itself applies at the next start.")
+    elif vmi and changed:
         if not args.restart or args.dry_run != "none":
             print("\nNext: VM %s is running; the change applies at its next start (KubeVirt shows RestartRequired). "
                   "Restart it: kubectl virtio set-transitional %s --restart (or virtctl restart %s). A guest reboot "
