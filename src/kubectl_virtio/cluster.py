@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -91,24 +92,21 @@ class Cluster:
     # -- plumbing -----------------------------------------------------------------------
     def _call(self, method: str, path: str, *, query=None, body=None, content_type=None,
               what: Tuple[str, str, str, Optional[str], Optional[str]] = ("", "", "", None, None)) -> Any:
-        """One REST call, raw JSON in and out. `what` = (verb, group, resource, namespace, name)
-        for error messages."""
-        from kubernetes.client.exceptions import ApiException
-
+        """One REST call through the client's generic request path (param_serialize for URL
+        and auth, call_api for the transport), raw JSON in and out. `what` = (verb, group,
+        resource, namespace, name) for error messages."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        kwargs = dict(query_params=list(query or []), header_params=headers, body=body, auth_settings=["BearerToken"],
-                      _preload_content=False, _return_http_data_only=True)
-        if self.timeout:
-            kwargs["_request_timeout"] = self.timeout
         try:
-            resp = self.api.call_api(path, method, **kwargs)
-        except ApiException as e:
-            raise self._api_error(e, what) from None
-        except Exception as e:  # urllib3: refused, TLS, timeout, DNS
+            req = self.api.param_serialize(method, path, query_params=list(query or []), header_params=headers,
+                                           body=body, auth_settings=["BearerToken"])
+            resp = self.api.call_api(*req, _request_timeout=self.timeout)
+            data = resp.read()
+        except Exception as e:  # urllib3 and the client's transport errors: refused, TLS, timeout, DNS
             raise self._transport_error(e) from None
-        data = resp.data
+        if not 200 <= resp.status < 300:
+            raise self._api_error(_Failed(resp.status, data, getattr(resp, "reason", "")), what)
         return json.loads(data) if data else {}
 
     def _api_error(self, e, what) -> ClusterError:
@@ -116,9 +114,12 @@ class Cluster:
         status: Dict[str, Any] = {}
         try:
             status = json.loads(e.body) if e.body else {}
+            status = status if isinstance(status, dict) else {}
         except (ValueError, TypeError):
             pass
         message = status.get("message") or e.reason or ""
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
         full = "%s.%s" % (resource, group) if group else resource
         if e.status == 0:
             return self._transport_error(e)
@@ -204,16 +205,20 @@ class Cluster:
 
     # -- exec ---------------------------------------------------------------------------
     def exec(self, ns: str, pod: str, container: str, argv: List[str], timeout: float = 60) -> ExecResult:
-        """Run argv (never a shell string) in a container; stdout, stderr and the exit status
-        are kept apart (the client's default call merges the streams and drops the status)."""
+        """Run argv (never a shell string) in a container over the client's WebSocket (v5 and v4
+        channel protocols); stdout, stderr and the exit status are kept apart (the client's
+        default call merges the two streams and drops the status)."""
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream import stream
+        from kubernetes.stream.ws_client import websocket_call
 
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
                                                   ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
         what = ("create", "", "pods/exec", ns, pod)
+        _, url, headers, _, _ = self.api.param_serialize(
+            "GET", "/api/v1/namespaces/{namespace}/pods/{name}/exec", path_params={"namespace": ns, "name": pod},
+            query_params=query, header_params={"Accept": "*/*"}, auth_settings=["BearerToken"])
         try:
-            ws = stream(_PodExec(self.api).connect, pod, ns, query, _preload_content=False)
+            ws = websocket_call(self.api.configuration, "GET", url, headers=headers, _preload_content=False)
         except ApiException as e:
             raise self._exec_error(e, what) from None
         try:
@@ -227,12 +232,12 @@ class Cluster:
         return ExecResult(returncode=rc if rc is not None else 0, stdout=out, stderr=err)
 
     def _exec_error(self, e, what) -> ClusterError:
-        # The WebSocket handshake failure arrives as status 0 with the HTTP answer in `reason`.
+        # A refused WebSocket handshake arrives as status 0, the HTTP answer in `reason`:
+        # "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{status json}'".
         text = str(e.reason or "")
-        for code in (401, 403, 404, 400):
-            if "Handshake status %d" % code in text or e.status == code:
-                fake = type("E", (), {"status": code, "body": _json_tail(text), "reason": "HTTP %d" % code})()
-                return self._api_error(fake, what)
+        m = re.search(r"Handshake status (\d{3})", text)
+        if m:
+            return self._api_error(_Failed(int(m.group(1)), _json_tail(text), "HTTP " + m.group(1)), what)
         return self._transport_error(e)
 
     # -- writes -------------------------------------------------------------------------
@@ -249,23 +254,11 @@ class Cluster:
                    what=("update", "subresources.kubevirt.io", "virtualmachines/restart", ns, name))
 
 
-class _PodExec:
-    """The pod-exec endpoint as a bound method with `.api_client`, the shape the client's
-    `kubernetes.stream.stream()` wraps: stream() swaps `api_client.request` for its WebSocket
-    call.  It goes straight to `request` (auth headers from the client's own settings):
-    through `call_api`, a refused handshake (403) surfaces as an AttributeError in 36.x."""
+class _Failed:
+    """A non-2xx answer, in the shape _api_error reads (status, body, reason)."""
 
-    def __init__(self, api_client):
-        self.api_client = api_client
-
-    def connect(self, name, namespace, query, **kwargs):
-        from urllib.parse import quote
-
-        headers = {"Accept": "*/*"}
-        self.api_client.update_params_for_auth(headers, query, ["BearerToken"])
-        url = "%s/api/v1/namespaces/%s/pods/%s/exec" % (self.api_client.configuration.host,
-                                                        quote(namespace, safe=""), quote(name, safe=""))
-        return self.api_client.request("GET", url, query_params=query, headers=headers, **kwargs)
+    def __init__(self, status, body, reason):
+        self.status, self.body, self.reason = status, body, reason
 
 
 def _json_tail(text: str) -> str:
