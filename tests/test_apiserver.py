@@ -319,11 +319,18 @@ def test_forbidden_and_not_found(cluster):
 # --- KubeVirt restart -------------------------------------------------------------------------
 
 def _restart(api, name: str, namespace: str = "default") -> int:
-    _, code, _ = api.call_api("/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/virtualmachines/{name}/restart",
-                              "PUT", path_params={"namespace": namespace, "name": name}, body={},
+    # kubernetes 37's generic path: param_serialize builds URL + auth, call_api sends it; a
+    # non-2xx answer is raised as ApiException like the typed APIs do.
+    from kubernetes.client.exceptions import ApiException
+    req = api.param_serialize("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/{namespace}/virtualmachines/{name}/restart",
+                              path_params={"namespace": namespace, "name": name}, body={},
                               header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                              auth_settings=["BearerToken"], response_types_map={})
-    return code
+                              auth_settings=["BearerToken"])
+    resp = api.call_api(*req)
+    resp.read()
+    if not 200 <= resp.status < 300:
+        raise ApiException(http_resp=resp)
+    return resp.status
 
 
 def test_restart_subresource(cluster):
