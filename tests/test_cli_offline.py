@@ -123,3 +123,54 @@ def test_help_reads_kubectl_virtio_when_run_by_kubectl(plugin_path, tmp_path):
     out = subprocess.run([str(link), "explain", "--help"], capture_output=True, text=True).stdout
     assert out.startswith("usage: kubectl virtio explain")
     assert "Examples:" in out
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def test_motivating_case_on_the_shipped_libvirt_rendered_example(run_plugin, files):
+    """The README's case, exactly: KubeVirt's lab VM and libvirt's own dumpxml of its domain."""
+    vm, xml = os.path.join(EXAMPLES, "testvm.yaml"), os.path.join(EXAMPLES, "testvm.dumpxml.xml")
+    r = run_plugin("explain", "-f", vm, "--dumpxml", xml)
+    assert r.returncode == 0, r.stderr
+    verdict = next(line for line in r.stdout.splitlines() if line.startswith("Verdict:"))
+    assert "useVirtioTransitional is unset (= false" in verdict and "did not invent" in verdict
+    assert "virtio 1.0 only" in verdict and "PCIe root port" in verdict
+    assert "With useVirtioTransitional: true" in r.stdout
+    doc = json.loads(run_plugin("explain", "-f", vm, "--dumpxml", xml, "-o", "json").stdout)
+    nt = {(d["kind"], d["name"]) for d in doc["devices"] if d["model"] == NT}
+    assert nt == {("disk", "containerdisk"), ("disk", "cloudinitdisk"), ("controller", "scsi0"),
+                  ("controller", "virtio-serial0"), ("interface", "default"), ("memballoon", "memballoon0")}
+    assert all(d["status"] == "match" and d["variant"] == "modern-only" and d["pciParent"] == "pcie-root-port"
+               for d in doc["devices"] if d["model"] == NT)
+    obj = yaml.safe_load(open(vm))
+    obj["spec"]["template"]["spec"]["domain"]["devices"]["useVirtioTransitional"] = True
+    doc = json.loads(run_plugin("explain", "-f", files("t.yaml", yaml.safe_dump(obj)), "--dumpxml", xml,
+                                "-o", "json").stdout)
+    assert all(d["status"] == "drift" and d["expected"] == T for d in doc["devices"] if d["model"] == NT)
+
+
+def test_colors_only_on_a_terminal_without_no_color(monkeypatch):
+    from kubectl_virtio import domain, explain, render, spec
+
+    exp = explain.explain(spec.select(spec.load_documents(TESTVM)), domain.parse(dumpxml(NT)))
+    assert "\033[32mmatch" in render.explanation(exp, "table", color=True)
+    assert "\033[" not in render.explanation(exp, "table", color=False)
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    assert render.use_color(Tty()) is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert render.use_color(Tty()) is False
+
+
+def test_markdown_and_wide(run_plugin, files):
+    vm, xml = files("vm.yaml", TESTVM), files("d.xml", dumpxml(NT))
+    r = run_plugin("explain", "-f", vm, "--dumpxml", xml, "-o", "markdown")
+    assert "| kind" in r.stdout and "**Verdict:**" in r.stdout
+    r = run_plugin("explain", "-f", vm, "--dumpxml", xml, "-o", "wide")
+    assert "QEMU DEVICE" in r.stdout and "virtio-blk-pci-non-transitional" in r.stdout and "Why:" in r.stdout
