@@ -24,7 +24,15 @@ def program_name(argv0: Optional[str] = None) -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """kubectl-style usage errors: `error: ...` plus where to look, exit 2."""
+    """kubectl-style usage errors: `error: ...` plus where to look, exit 2.  Descriptions are
+    wrapped here (the raw formatter keeps the examples' layout but would not wrap them)."""
+
+    def __init__(self, *args, description=None, **kwargs):
+        if description:
+            import textwrap
+
+            description = textwrap.fill(description, 88, break_on_hyphens=False)
+        super().__init__(*args, description=description, **kwargs)
 
     def error(self, message):
         raise UsageError(message, "See '%s --help' for usage." % self.prog)
@@ -62,7 +70,7 @@ def _add_output(p, choices=OUTPUTS):
 
 
 def _add_common(p):
-    p.add_argument("-v", "--debug", action="store_true", help="print tracebacks and API requests on errors")
+    p.add_argument("-v", "--debug", action="store_true", help="print the traceback of an error")
 
 
 def build_parser(prog: Optional[str] = None) -> Parser:
