@@ -125,3 +125,25 @@ def test_qemu_device_names():
     assert R.qemu_device("virtio-blk-pci", NT, "pci") == "virtio-blk-pci-non-transitional"
     assert R.qemu_device("virtio-blk-pci", "virtio", "ccw") == "virtio-blk-ccw"
     assert "will not start" in R.qemu_device("vhost-vsock-pci", T, "pci")
+
+
+# Rows whose model does not depend on the flag and is copied from the spec or absent.
+NEVER_A_MODEL = {"disk.non-virtio", "disk.lun", "disk.cdrom", "interface.sriov", "input.usb", "input.arm64-usb",
+                 "input.s390x-keyboard", "filesystem.virtiofs", "channel.guest-agent", "serial.console",
+                 "graphics.vnc", "hostdev", "libvirt.pci", "libvirt.sata", "libvirt.ps2", "libvirt.other",
+                 "controller.virtio-serial.libvirt"}
+FROM_SPEC = {"interface.emulated", "video.type", "panic"}
+
+
+@pytest.mark.parametrize("arch", R.ARCHES)
+@pytest.mark.parametrize("flag", [False, True])
+def test_model_free_rows(arch, flag):
+    for rule_id in NEVER_A_MODEL:
+        assert R.rule(rule_id).model(flag, arch) is None, rule_id
+    for rule_id in FROM_SPEC:
+        assert R.rule(rule_id).model(flag, arch) == "(as spec)", rule_id
+
+
+def test_every_row_is_checked_somewhere_in_this_file():
+    covered = {k[0] for k in NEWEST} | {h[2] for h in HISTORY} | NEVER_A_MODEL | FROM_SPEC
+    assert {r.id for r in R.RULES} <= covered, {r.id for r in R.RULES} - covered
