@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Build the self-contained kubectl-virtio archive for this machine and render the krew
+manifest.
+
+    python packaging/build.py [build] [--dist DIR] [--form onedir|onefile] [--python PY]
+    python packaging/build.py render [--dist DIR] [-o FILE] [--require-all] [--keep-from FILE]
+    python packaging/build.py smoke ARCHIVE [--manifest FILE]
+    python packaging/build.py platform
+
+`build` makes a clean virtualenv in build/ (once; it is reused while the dependencies stay
+the same) with the runtime dependencies and PyInstaller, freezes packaging/entry.py with
+the sources from src/ as a one-folder app (it starts faster than a one-file build, which
+unpacks itself to a temp dir on every run: see bench/startup), and packs
+
+    dist/kubectl-virtio_<version>_<os>_<arch>.tar.gz   (.zip on Windows)
+        LICENSE
+        kubectl-virtio            (kubectl-virtio.exe on Windows)
+        _internal/...             (the Python runtime and libraries)
+
+with regular files only (krew refuses symlinks in a tar), exec bits kept, sorted entries,
+fixed owners and timestamps.  It writes `<archive>.sha256` and renders dist/virtio.yaml.
+
+`render` fills krew/virtio.yaml.tmpl: the version from kubectl_virtio/__init__.py and, per
+platform, the sha256 of dist/<archive> or of dist/<archive>.sha256.  A platform with
+neither gets the value from --keep-from (a manifest of the same version) or the all-zero
+placeholder; --require-all (the release) refuses both.  The result must pass
+packaging/krew_rules.py, as krew-index's validator would check it.
+
+`smoke` installs an archive the way `kubectl krew install --manifest --archive` does into
+a temp dir and runs `kubectl-virtio table` and `--help` from there with no Python on PATH
+(through `kubectl` when it is on PATH).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import platform as _platform
+import re
+import shutil
+import string
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import krew_rules  # noqa: E402
+
+TEMPLATE = os.path.join(REPO, "krew", "virtio.yaml.tmpl")
+COMMITTED = os.path.join(REPO, "krew", "virtio.yaml")
+ENTRY = os.path.join(HERE, "entry.py")
+PLATFORMS = [("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64"),
+             ("windows", "amd64")]
+PLACEHOLDER = "0" * 64
+NAME = "kubectl-virtio"
+CONTENTS = "_internal"
+
+
+def log(msg: str) -> None:
+    print("build: " + msg, file=sys.stderr, flush=True)
+
+
+# --- facts about this checkout and this machine ------------------------------------------
+
+def version() -> str:
+    with open(os.path.join(REPO, "src", "kubectl_virtio", "__init__.py"), encoding="utf-8") as fh:
+        m = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', fh.read(), re.M)
+    if not m:
+        raise SystemExit("build: no __version__ in src/kubectl_virtio/__init__.py")
+    return "v" + m.group(1)
+
+
+def this_platform() -> tuple:
+    system = {"linux": "linux", "darwin": "darwin", "windows": "windows"}.get(_platform.system().lower())
+    machine = _platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    if not system or not arch:
+        raise SystemExit("build: unsupported platform %s/%s" % (_platform.system(), _platform.machine()))
+    return system, arch
+
+
+def archive_name(ver: str, os_name: str, arch: str) -> str:
+    return "%s_%s_%s_%s.%s" % (NAME, ver, os_name, arch, "zip" if os_name == "windows" else "tar.gz")
+
+
+def exe_name(os_name: str) -> str:
+    return NAME + (".exe" if os_name == "windows" else "")
+
+
+def build_requirements() -> list:
+    """[project].dependencies plus the `build` extra (PyInstaller) of pyproject.toml.  The
+    build venv gets these, not the package: PyInstaller takes kubectl_virtio from src/, so
+    the archive is always the checkout's."""
+    path = os.path.join(REPO, "pyproject.toml")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise SystemExit("build: needs Python 3.11+ (tomllib) or the tomli package") from None
+    with open(path, "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    return list(project["dependencies"]) + list(project["optional-dependencies"]["build"])
+
+
+def source_epoch() -> int:
+    """Timestamp for every archive entry: SOURCE_DATE_EPOCH, else the last commit's time."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    try:
+        out = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%ct"], capture_output=True, text=True,
+                             timeout=10)
+        if out.returncode == 0 and out.stdout.strip().isdigit():
+            return int(out.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return 1577836800  # 2020-01-01
+
+
+# --- the build environment -----------------------------------------------------------------
+
+def venv_python(venv: str) -> str:
+    return os.path.join(venv, "Scripts", "python.exe") if os.name == "nt" else os.path.join(venv, "bin", "python")
+
+
+def ensure_build_env(base_python: str, venv: str) -> str:
+    """A virtualenv with the runtime dependencies and PyInstaller; rebuilt when they change."""
+    reqs = build_requirements()
+    probe = subprocess.run([base_python, "-c", "import sys,platform;print(sys.version, platform.machine())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    stamp = hashlib.sha256(json.dumps([reqs, probe]).encode()).hexdigest()
+    stamp_file = os.path.join(venv, "kubectl-virtio-build.stamp")
+    py = venv_python(venv)
+    if os.path.exists(py) and os.path.exists(stamp_file):
+        with open(stamp_file) as fh:
+            if fh.read().strip() == stamp:
+                return py
+    log("creating the build environment %s" % os.path.relpath(venv, REPO))
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([base_python, "-m", "venv", venv], check=True)
+    pip = [py, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    subprocess.run(pip + ["install"] + reqs, check=True)
+    with open(stamp_file, "w") as fh:
+        fh.write(stamp + "\n")
+    return py
+
+
+def freeze(py: str, form: str, workroot: str) -> str:
+    """Run PyInstaller; returns the one-folder directory or the one-file executable."""
+    distpath = os.path.join(workroot, "dist")
+    shutil.rmtree(distpath, ignore_errors=True)
+    cmd = [py, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN", "--console",
+           "--name", NAME, "--onedir" if form == "onedir" else "--onefile",
+           "--paths", os.path.join(REPO, "src"),
+           "--distpath", distpath, "--workpath", os.path.join(workroot, "work"), "--specpath", workroot,
+           # lazily imported by the CLI: make sure every command's code is in the bundle
+           "--collect-submodules", "kubectl_virtio",
+           "--exclude-module", "tkinter", "--exclude-module", "_tkinter"]
+    if form == "onedir":
+        cmd += ["--contents-directory", CONTENTS]
+    cmd.append(ENTRY)
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+    started = time.monotonic()
+    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+    log("PyInstaller %s build took %.0f s" % (form, time.monotonic() - started))
+    out = os.path.join(distpath, NAME)
+    if form == "onefile":
+        out = os.path.join(distpath, exe_name(this_platform()[0]))
+    if not os.path.exists(out):
+        raise SystemExit("build: PyInstaller produced no %s" % out)
+    return out
+
+
+# --- the archive ---------------------------------------------------------------------------
+
+def _entries(root: str):
+    """(archive name, path on disk, is_dir) under root, sorted, symlinks resolved to what
+    they point at (krew takes only directories and regular files)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        if rel != ".":
+            out.append((rel.replace(os.sep, "/"), dirpath, True))
+        for f in sorted(filenames):
+            path = os.path.join(dirpath, f)
+            name = os.path.relpath(path, root).replace(os.sep, "/")
+            out.append((name, path, False))
+    return sorted(out, key=lambda e: e[0])
+
+
+def _mode(path: str, is_dir: bool) -> int:
+    if is_dir or os.access(path, os.X_OK) or path.lower().endswith((".exe", ".dll", ".pyd")):
+        return 0o755
+    return 0o644
+
+
+def make_archive(layout: list, out: str, windows: bool) -> None:
+    """Pack [(name in archive, path on disk)] (a directory is packed with its contents)."""
+    entries = []
+    for name, path in layout:
+        if os.path.isdir(path):
+            entries.append((name, path, True))
+            entries += [(name + "/" + n, p, d) for n, p, d in _entries(path)]
+        else:
+            entries.append((name, path, False))
+    entries.sort(key=lambda e: e[0])
+    for name, _, _ in entries:
+        if ".." in name or name.startswith("/"):  # krew refuses such entries
+            raise SystemExit("build: archive entry %r would be refused by krew" % name)
+    epoch = source_epoch()
+    tmp = out + ".tmp"
+    if windows:
+        stamp = time.gmtime(max(epoch, 315532800))[:6]  # zip dates start in 1980
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for name, path, is_dir in entries:
+                info = zipfile.ZipInfo(name + ("/" if is_dir else ""), date_time=stamp)
+                info.external_attr = ((0o040000 if is_dir else 0o100000) | _mode(path, is_dir)) << 16
+                info.create_system = 3  # unix, so the mode bits count
+                if is_dir:
+                    zf.writestr(info, b"")
+                else:
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    with open(path, "rb") as fh:
+                        zf.writestr(info, fh.read())
+    else:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                                   compresslevel=6) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, path, is_dir in entries:
+                info = tarfile.TarInfo(name)
+                info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
+                info.mode = _mode(path, is_dir)
+                if is_dir:
+                    info.type = tarfile.DIRTYPE
+                    tf.addfile(info)
+                else:
+                    info.size = os.path.getsize(path)
+                    with open(path, "rb") as fh:
+                        tf.addfile(info, fh)
+    os.replace(tmp, out)
+
+
+def write_sha256(path: str) -> str:
+    digest = krew_rules.sha256_file(path)
+    with open(path + ".sha256", "w") as fh:
+        fh.write("%s  %s\n" % (digest, os.path.basename(path)))
+    return digest
+
+
+def read_sha256(path: str) -> str:
+    with open(path) as fh:
+        digest = fh.read().split()[0].lower()
+    if not krew_rules.SHA256.match(digest):
+        raise SystemExit("build: %s holds no sha256" % path)
+    return digest
+
+
+# --- the manifest --------------------------------------------------------------------------
+
+def render(dist: str, require_all: bool = False, keep_from: str | None = None, ver: str | None = None) -> str:
+    import yaml
+
+    ver = ver or version()
+    kept = {}
+    if keep_from and os.path.exists(keep_from):
+        with open(keep_from) as fh:
+            old = yaml.safe_load(fh)
+        if old and old.get("spec", {}).get("version") == ver:
+            for os_name, arch in PLATFORMS:
+                p = krew_rules.platform_for(old, os_name, arch)
+                if p and p.get("sha256") and p["sha256"] != PLACEHOLDER:
+                    kept[(os_name, arch)] = p["sha256"]
+    values = {"VERSION": ver}
+    sources = []
+    for os_name, arch in PLATFORMS:
+        name = archive_name(ver, os_name, arch)
+        path = os.path.join(dist, name)
+        if os.path.exists(path):
+            digest, where = krew_rules.sha256_file(path), "archive " + name
+        elif os.path.exists(path + ".sha256"):
+            digest, where = read_sha256(path + ".sha256"), name + ".sha256"
+        elif (os_name, arch) in kept:
+            digest, where = kept[(os_name, arch)], "kept from " + os.path.basename(keep_from)
+        elif require_all:
+            raise SystemExit("build: no %s (nor .sha256) in %s: every platform is needed" % (name, dist))
+        else:
+            digest, where = PLACEHOLDER, "not built yet (placeholder)"
+        values["SHA256_%s_%s" % (os_name, arch)] = digest
+        sources.append("#   %s/%s: %s" % (os_name, arch, where))
+    with open(TEMPLATE, encoding="utf-8") as fh:
+        template = fh.read()
+    body = "\n".join(line for line in template.splitlines() if not line.startswith("#")) + "\n"
+    header = ["# krew plugin manifest of kubectl-virtio %s, rendered by packaging/build.py from" % ver,
+              "# krew/virtio.yaml.tmpl (edit that, then render).  sha256 values:"] + sources
+    text = "\n".join(header) + "\n" + string.Template(body).substitute(values)
+    manifest = yaml.safe_load(text)
+    krew_rules.validate(manifest, "virtio.yaml")
+    problems = krew_rules.review(manifest)
+    if problems:
+        raise SystemExit("build: the manifest would not pass review: " + "; ".join(problems))
+    return text
+
+
+# --- smoke test of an archive ----------------------------------------------------------------
+
+def smoke(archive: str, manifest_path: str, os_name: str, arch: str) -> None:
+    import yaml
+
+    with open(manifest_path) as fh:
+        manifest = yaml.safe_load(fh)
+    krew_rules.validate(manifest, os.path.basename(manifest_path))
+    with tempfile.TemporaryDirectory(prefix="krew-root-") as root:
+        try:
+            link = krew_rules.install(manifest, archive, root, os_name, arch)
+        except OSError as e:  # Windows without the symlink privilege krew itself needs
+            if os_name != "windows":
+                raise
+            log("cannot create a symlink here (%s): running the installed binary directly" % e)
+            shutil.rmtree(root, ignore_errors=True)
+            os.makedirs(root)
+            link = krew_rules.install(manifest, archive, root, os_name, arch, make_link=False)
+        log("installed as %s -> %s" % (link, os.path.realpath(link)))
+        kubectl = shutil.which("kubectl")
+        path_dirs = [os.path.dirname(link)] + ([os.path.dirname(kubectl)] if kubectl else [])
+        if os_name != "windows":
+            path_dirs += ["/usr/bin", "/bin"]
+        else:
+            path_dirs += [os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32")]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "KUBECONFIG"))}
+        env["PATH"] = os.pathsep.join(path_dirs)
+        runs = [[link, "table"], [link, "--help"]]
+        if kubectl:
+            runs += [[kubectl, "virtio", "table"], [kubectl, "virtio", "--help"]]
+        for argv in runs:
+            started = time.monotonic()
+            r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+            if r.returncode != 0 or not r.stdout:
+                raise SystemExit("build: smoke %s failed (%d):\n%s" % (" ".join(argv[1:]), r.returncode, r.stderr))
+            log("smoke ok: %s (%.2f s)" % (" ".join([os.path.basename(argv[0])] + argv[1:]), time.monotonic() - started))
+        if kubectl and "kubectl virtio" not in subprocess.run([kubectl, "virtio", "--help"], capture_output=True,
+                                                              text=True, env=env).stdout:
+            raise SystemExit("build: `kubectl virtio --help` does not read `kubectl virtio`")
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+def cmd_build(args) -> str:
+    os_name, arch = this_platform()
+    if args.expect_platform and args.expect_platform != "%s_%s" % (os_name, arch):
+        raise SystemExit("build: this machine is %s_%s, not %s" % (os_name, arch, args.expect_platform))
+    ver = version()
+    tag = "py%d%d-%s-%s" % (sys.version_info[0], sys.version_info[1], os_name, arch) if args.python == sys.executable \
+        else "custom-%s-%s" % (os_name, arch)
+    build_root = os.path.join(REPO, "build")
+    py = ensure_build_env(args.python, os.path.join(build_root, "venv-" + tag))
+    frozen = freeze(py, args.form, os.path.join(build_root, "pyinstaller-" + args.form))
+    os.makedirs(args.dist, exist_ok=True)
+    lic = os.path.join(REPO, "LICENSE")
+    if args.form == "onedir":
+        exe = exe_name(os_name)
+        layout = [("LICENSE", lic), (exe, os.path.join(frozen, exe)), (CONTENTS, os.path.join(frozen, CONTENTS))]
+        extra = sorted(set(os.listdir(frozen)) - {exe, CONTENTS})
+        if extra:
+            raise SystemExit("build: unexpected files in the PyInstaller output: %s" % ", ".join(extra))
+        out = os.path.join(args.dist, archive_name(ver, os_name, arch))
+    else:  # for measurements only: the manifest describes the one-folder layout
+        layout = [("LICENSE", lic), (exe_name(os_name), frozen)]
+        out = os.path.join(args.dist, archive_name(ver, os_name, arch).replace(NAME, NAME + "-onefile"))
+    make_archive(layout, out, os_name == "windows")
+    digest = write_sha256(out)
+    log("%s  %s (%.1f MB)" % (digest, out, os.path.getsize(out) / 1e6))
+    if args.form == "onedir":
+        manifest = os.path.join(args.dist, "virtio.yaml")
+        with open(manifest, "w", encoding="utf-8") as fh:
+            fh.write(render(args.dist, keep_from=COMMITTED))
+        log("rendered %s" % manifest)
+    print(out)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="packaging/build.py", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd")
+    b = sub.add_parser("build", help="build this machine's archive (default)")
+    for p in (ap, b):
+        p.add_argument("--dist", default=os.path.join(REPO, "dist"), help="output directory (default: dist/)")
+        p.add_argument("--form", choices=("onedir", "onefile"), default="onedir",
+                       help="PyInstaller form (onefile: for start-up comparisons only)")
+        p.add_argument("--python", default=sys.executable, help="interpreter for the build venv")
+        p.add_argument("--expect-platform", metavar="OS_ARCH", help="fail unless this machine is OS_ARCH")
+    r = sub.add_parser("render", help="render the krew manifest from the template")
+    r.add_argument("--dist", default=os.path.join(REPO, "dist"), help="where the archives / .sha256 files are")
+    r.add_argument("-o", "--output", help="write here (default: stdout)")
+    r.add_argument("--require-all", action="store_true", help="fail unless every platform has a sha256")
+    r.add_argument("--keep-from", metavar="FILE", help="take missing sha256 values from this manifest (same version)")
+    s = sub.add_parser("smoke", help="simulated krew install of an archive, then run it")
+    s.add_argument("archive", nargs="?", help="default: this machine's archive in dist/")
+    s.add_argument("--manifest", help="default: virtio.yaml next to the archive")
+    sub.add_parser("platform", help="print this machine's OS_ARCH")
+    sub.add_parser("version", help="print the version the archives get (v + kubectl_virtio.__version__)")
+    args = ap.parse_args(argv)
+    if args.cmd in (None, "build"):
+        cmd_build(args)
+    elif args.cmd == "render":
+        text = render(args.dist, args.require_all, args.keep_from)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    elif args.cmd == "smoke":
+        os_name, arch = this_platform()
+        archive = args.archive or os.path.join(REPO, "dist", archive_name(version(), os_name, arch))
+        manifest = args.manifest or os.path.join(os.path.dirname(os.path.abspath(archive)), "virtio.yaml")
+        smoke(archive, manifest, os_name, arch)
+    elif args.cmd == "platform":
+        print("%s_%s" % this_platform())
+    elif args.cmd == "version":
+        print(version())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

