@@ -287,8 +287,14 @@ def _live(name):
     return run
 
 
+def _set_transitional(args):
+    from kubectl_virtio import set_transitional
+
+    return set_transitional.set_transitional(args)
+
+
 COMMANDS = {"explain": cmd_explain, "table": cmd_table, "dumpxml": _live("dumpxml"),
-            "set-transitional": _live("set_transitional"), "list": _live("list_vms"), "completion": cmd_completion}
+            "set-transitional": _set_transitional, "list": _live("list_vms"), "completion": cmd_completion}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
