@@ -174,3 +174,31 @@ def test_markdown_and_wide(run_plugin, files):
     assert "| kind" in r.stdout and "**Verdict:**" in r.stdout
     r = run_plugin("explain", "-f", vm, "--dumpxml", xml, "-o", "wide")
     assert "QEMU DEVICE" in r.stdout and "virtio-blk-pci-non-transitional" in r.stdout and "Why:" in r.stdout
+
+
+def test_table_rows_carry_the_libvirt_and_qemu_consequence(run_plugin):
+    rows = {r["id"]: r for r in json.loads(run_plugin("table", "-o", "json").stdout)["rows"]}
+    disk = rows["disk.virtio"]["libvirt"]
+    assert disk["false"]["qemuDevice"] == "virtio-blk-pci-non-transitional"
+    assert disk["true"]["machines"]["q35"]["variant"] == "transitional"
+    assert "pcie-to-pci-bridge" in disk["true"]["machines"]["q35"]["slot"]
+    assert "virtio 1.0 driver" in disk["false"]["machines"]["i440fx"]["guestDriver"]
+    assert rows["video.default"]["libvirt"] == {"false": None, "true": None}
+    s390 = {r["id"]: r for r in json.loads(run_plugin("table", "--arch", "s390x", "-o", "json").stdout)["rows"]}
+    assert s390["disk.virtio"]["libvirt"]["true"]["qemuDevice"] == "virtio-blk-ccw"
+    wide = run_plugin("table", "-o", "wide").stdout
+    assert "q35: root port -> modern-only" in wide and "q35: pci bridge -> transitional" in wide
+
+
+def test_stdin_is_read_bounded(plugin_path):
+    # 20 MB of zeros on stdin: a clear error, not a MemoryError or a hang
+    proc = subprocess.run([plugin_path, "explain", "--dumpxml", "-"], input=b"\0" * (20 * 1024 * 1024),
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().startswith("error: dumpxml stdin is larger than 16 MiB")
+
+
+def test_markdown_header_is_clean(run_plugin, files):
+    vm, xml = files("vm.yaml", TESTVM), files("d.xml", dumpxml(NT))
+    out = run_plugin("explain", "-f", vm, "--dumpxml", xml, "-o", "markdown").stdout
+    assert out.startswith("- VM: default/testvm\n- Arch: amd64; Machine: q35; KubeVirt rules: ")

@@ -38,6 +38,13 @@ NEWEST = {
     ("memory.virtio-mem", "arm64"): ("virtio-mem", "virtio-mem"),
     ("tpm", "amd64"): ("tpm-tis", "tpm-tis"), ("sound", "amd64"): ("ich9", "ich9"),
     ("hostdev", "amd64"): (None, None), ("controller.usb", "arm64"): ("qemu-xhci", "qemu-xhci"),
+    # the USB controller: none unless a USB device needs it (kubevirt-facts §1.3); never on s390x
+    ("controller.usb", "amd64"): ("none", "none"), ("controller.usb", "s390x"): ("none", "none"),
+    ("controller.usb.xhci", "amd64"): ("qemu-xhci", "qemu-xhci"), ("controller.usb.xhci", "s390x"): ("none", "none"),
+    # EFI guests on amd64 get bochs (kubevirt-facts §1.7)
+    ("video.efi", "amd64"): ("bochs", "bochs"), ("video.efi", "arm64"): ("virtio", "virtio"),
+    # arm64 has no watchdog: the converter errors (kubevirt-facts §1.10)
+    ("watchdog", "arm64"): ("(unsupported)", "(unsupported)"),
 }
 
 
@@ -72,6 +79,9 @@ HISTORY = [
     ("v0.36.0", "controller.scsi", "controller.scsi.legacy", "virtio-scsi", "virtio-scsi"),
     ("v0.36.0", "controller.virtio-serial", "controller.virtio-serial.no-flag", None, None),
     ("v0.36.0", "rng.virtio", "rng.no-flag", "virtio", "virtio"),
+    # no flag, no model: the no-bus row follows the flag's history too
+    ("v0.36.0", "disk.no-bus", "disk.no-bus.no-flag", None, None),
+    ("v0.37.2", "disk.no-bus", "disk.no-bus", None, None),
     # the v0.36.1 backport: balloon stayed virtio, the SCSI controller was translated
     ("v0.36.1", "disk.virtio", "disk.virtio", NT, T),
     ("v0.36.5", "memballoon.virtio", "memballoon.legacy", "virtio", "virtio"),
@@ -97,6 +107,60 @@ def test_history(ver, family, expected_id, m_false, m_true):
     assert r.id == expected_id
     assert r.holds_for(v)
     assert (r.model(False, "amd64"), r.model(True, "amd64")) == (m_false, m_true)
+
+
+def test_rows_of_flagless_releases_never_name_a_transitional_model():
+    for ver in ("v0.20.0", "v0.36.0", "v0.37.0", "v0.37.1"):
+        for r in R.rules_for(versions.parse(ver)):
+            for arch in R.ARCHES:
+                assert {r.model(False, arch), r.model(True, arch)}.isdisjoint({NT, T}), (ver, r.id, arch)
+
+
+def test_passt_sidecar_row_starts_with_the_binding_plugins():
+    assert not R.rule("interface.passt-sidecar").holds_for(versions.parse("v1.0.1"))
+    assert R.rule("interface.passt-sidecar").holds_for(versions.parse("v1.1.0"))
+
+
+# libvirt/QEMU consequence of a row (libvirt-facts §1.3-§1.5, §2): (rule, arch, flag) ->
+# (QEMU device, {machine: (slot keyword, variant)})
+CONSEQUENCES = [
+    ("disk.virtio", "amd64", False, "virtio-blk-pci-non-transitional",
+     {"q35": ("pcie-root-port", "modern-only"), "i440fx": ("pci-root", "modern-only")}),
+    ("disk.virtio", "amd64", True, "virtio-blk-pci-transitional",
+     {"q35": ("pcie-to-pci-bridge", "transitional"), "i440fx": ("pci-root", "transitional")}),
+    ("interface.virtio", "arm64", True, "virtio-net-pci-transitional", {"virt": ("pcie-to-pci-bridge", "transitional")}),
+    ("controller.scsi", "s390x", True, "virtio-scsi-ccw", {"s390-ccw-virtio": ("ccw", "ccw")}),
+    # the passt sidecar is not arch-aware: a non-transitional NIC on s390x does not start
+    ("interface.passt-sidecar", "s390x", False, "virtio-net-ccw-non-transitional",
+     {"s390-ccw-virtio": ("ccw", "invalid-on-ccw")}),
+    # always virtio 1.0, even in a conventional slot
+    ("input.virtio", "amd64", True, "virtio-tablet-pci",
+     {"q35": ("pcie-root-port", "modern-only"), "i440fx": ("pci-root", "modern-only")}),
+    ("vsock.translated", "amd64", True, "vhost-vsock-pci-transitional (removed in QEMU 5.1: will not start)",
+     {"q35": ("conventional", "does-not-start")}),
+    ("rng.no-flag", "amd64", False, "virtio-rng-pci",
+     {"q35": ("pcie-root-port", "modern-only"), "i440fx": ("pci-root", "transitional")}),
+]
+
+
+@pytest.mark.parametrize("rule_id,arch,flag,qemu,machines", CONSEQUENCES)
+def test_consequence(rule_id, arch, flag, qemu, machines):
+    c = R.consequence(R.rule(rule_id), flag, arch)
+    assert c["qemuDevice"] == qemu
+    for machine, (slot, variant) in machines.items():
+        assert slot in c["machines"][machine]["slot"], (machine, c["machines"][machine])
+        assert c["machines"][machine]["variant"] == variant
+        assert c["machines"][machine]["guestDriver"] == R.GUEST_NEEDS[variant]
+
+
+def test_non_virtio_rows_have_no_consequence():
+    for rule_id in ("disk.non-virtio", "interface.emulated", "controller.usb", "video.default", "watchdog"):
+        assert R.consequence(R.rule(rule_id), False, "amd64") is None
+
+
+def test_model_meaning_of_always_modern_devices_does_not_depend_on_the_slot():
+    assert "only as virtio 1.0" in R.model_meaning("virtio", modern_only=True)
+    assert "depending on the slot" in R.model_meaning("virtio")
 
 
 def test_vsock_absent_before_v0_59():

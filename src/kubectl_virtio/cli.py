@@ -171,7 +171,10 @@ def build_parser(prog: Optional[str] = None) -> Parser:
 
     cp = sub.add_parser("completion", help="how to enable shell completion through kubectl",
                         description="kubectl (1.26+) completes plugin arguments through an executable named "
-                                    "kubectl_complete-virtio on PATH. This prints how to install it.")
+                                    "kubectl_complete-virtio on PATH. This prints how to install it.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="Examples:\n  {p} completion        # is it installed, and if not, how\n"
+                               "  kubectl virtio <TAB>           # then: subcommands, flags, VM names".format(p=prog))
     _add_common(cp)
     return root
 
@@ -203,7 +206,8 @@ def cmd_table(args) -> int:
                      "models": {a: {"false": r.models[a][0], "true": r.models[a][1]} for a in rules.ARCHES},
                      "flagDriven": r.flag_driven, "virtio": r.virtio, "addedBy": r.added_by,
                      "qemuDevice": r.qemu, "source": r.source, "versions": versions.describe(r.spans),
-                     "reason": r.reason})
+                     "reason": r.reason,
+                     "libvirt": {"false": rules.consequence(r, False, arch), "true": rules.consequence(r, True, arch)}})
     meta = {"kind": "VirtioTranslateTable", "arch": args.arch, "converterArch": arch,
             "kubevirtVersion": versions.show(version), "field": "spec.domain.devices.useVirtioTransitional"}
     print(render.translate_table(rows, meta, args.output))
@@ -213,22 +217,29 @@ def cmd_table(args) -> int:
     return 0
 
 
+MAX_INPUT_BYTES = 16 * 1024 * 1024  # far above any manifest or domain XML; bounds memory on bad input
+
+
 def _read_source(path: str, what: str, stdin_used: List[bool]) -> str:
+    name = "stdin" if path == "-" else path
     if path == "-":
         if stdin_used[0]:
             raise UsageError("only one of -f and --dumpxml can read stdin ('-')")
         stdin_used[0] = True
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     else:
         try:
             with open(path, "rb") as fh:
-                data = fh.read(16 * 1024 * 1024 + 1)
+                data = fh.read(MAX_INPUT_BYTES + 1)
         except FileNotFoundError:
             raise InputError("%s %s does not exist" % (what, path)) from None
         except IsADirectoryError:
             raise InputError("%s %s is a directory" % (what, path)) from None
         except OSError as e:
             raise InputError("cannot read %s %s: %s" % (what, path, e.strerror or e)) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError("%s %s is larger than %d MiB: that is not a %s" % (
+            what, name, MAX_INPUT_BYTES // (1024 * 1024), "VM manifest" if what == "manifest" else "domain XML"))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

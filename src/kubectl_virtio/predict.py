@@ -80,8 +80,13 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
         if exp:
             out.append(exp)
 
-    # Controllers (compute/controllers.go).
-    out.append(Expected("controller", "usb0", R.rule("controller.usb"), "USB controller: always emitted"))
+    # Controllers (compute/controllers.go).  The USB controller is always there; it is an xHCI
+    # one when a USB device needs it (arch IsUSBNeeded), which the inputs below decide too.
+    inputs = [i for i in _l(devices.get("inputs")) if isinstance(i, dict)]
+    auto_input, _ = _pref_bool(devices, pref, "autoattachInputDevice", "preferredAutoattachInputDevice", False)
+    if auto_input and not inputs:
+        inputs = [{"name": "default-0", "bus": pref.get("preferredInputBus") or "", "_auto": True}]
+    out.append(_usb_controller(arch, disks, inputs, devices, pref))
     scsi_disk = any(_d(d.get(t)).get("bus") == "scsi" for d in disks for t in ("disk", "lun", "cdrom"))
     hotplug_off = devices.get("disableHotplug") is True
     why_hp = "disableHotplug unset"
@@ -114,12 +119,8 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
         out.append(Expected("rng", "rng0", R.pick("rng.virtio", version), "preference preferredRng is set"))
 
     # Inputs.
-    inputs = [i for i in _l(devices.get("inputs")) if isinstance(i, dict)]
-    auto_input, _ = _pref_bool(devices, pref, "autoattachInputDevice", "preferredAutoattachInputDevice", False)
-    if auto_input and not inputs:
-        inputs = [{"name": "default-0", "bus": pref.get("preferredInputBus") or "", "_auto": True}]
     for inp in inputs:
-        bus = inp.get("bus") or pref.get("preferredInputBus") or "usb"  # API default: usb
+        bus = _input_bus(inp, pref)
         name = str(inp.get("name") or "input")
         why = "inputs[%s].bus = %s" % (name, bus) + (" (autoattachInputDevice)" if inp.get("_auto") else "")
         out.append(Expected("input", name, R.rule("input.virtio" if bus == "virtio" else "input.usb"), why, bus=bus))
@@ -134,6 +135,9 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
         if video.get("type"):
             out.append(Expected("video", "video0", R.rule("video.type"), "video.type = %s" % video["type"],
                                 literal=str(video["type"])))
+        elif _efi(vm.vmi_spec):
+            out.append(Expected("video", "video0", R.rule("video.efi"),
+                                why_g + ": default video for an EFI guest on " + arch))
         else:
             out.append(Expected("video", "video0", R.rule("video.default"), why_g + ": default video for " + arch))
 
@@ -145,7 +149,7 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
         if isinstance(fs, dict) and isinstance(fs.get("virtiofs"), dict):
             out.append(Expected("filesystem", str(fs.get("name")), R.rule("filesystem.virtiofs"),
                                 "filesystems[%s].virtiofs" % fs.get("name")))
-    if isinstance(devices.get("watchdog"), dict):
+    if isinstance(devices.get("watchdog"), dict) and arch != "arm64":  # arm64: the converter refuses it
         w = devices["watchdog"]
         out.append(Expected("watchdog", str(w.get("name") or "watchdog0"), R.rule("watchdog"), "watchdog is set"))
     if isinstance(devices.get("sound"), dict):
@@ -161,6 +165,35 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
         if isinstance(gpu, dict):
             out.append(Expected("hostdev", str(gpu.get("name")), R.rule("hostdev"), "host device %s" % gpu.get("name")))
     return out
+
+
+def _input_bus(inp, pref) -> str:
+    return inp.get("bus") or pref.get("preferredInputBus") or "usb"  # API default: usb
+
+
+def _usb_controller(arch, disks, inputs, devices, pref) -> Expected:
+    """compute/controllers.go with arch IsUSBNeeded: amd64 needs xHCI for a usb input, a usb
+    disk or clientPassthrough; arm64 always (its USB tablet and keyboard); s390x never."""
+    needs = []
+    if any(_input_bus(i, pref) == "usb" for i in inputs):
+        needs.append("a usb input")
+    if any(_d(d.get(t)).get("bus") == "usb" for d in disks for t in ("disk", "lun", "cdrom")):
+        needs.append("a usb disk")
+    if isinstance(devices.get("clientPassthrough"), dict):
+        needs.append("clientPassthrough")
+    if arch == "arm64":
+        return Expected("controller", "usb0", R.rule("controller.usb"), "USB controller: always xHCI on arm64")
+    if needs and arch != "s390x":
+        return Expected("controller", "usb0", R.rule("controller.usb.xhci"),
+                        "USB controller: %s needs it" % " and ".join(needs))
+    return Expected("controller", "usb0", R.rule("controller.usb"),
+                    "USB controller: always emitted; no USB device%s" % (" on s390x" if arch == "s390x" else ""))
+
+
+def _efi(vmi_spec) -> bool:
+    """spec.domain.firmware.bootloader.efi (compute/graphics.go picks bochs for EFI guests)."""
+    firmware = _d(_d(vmi_spec.get("domain")).get("firmware"))
+    return "efi" in _d(firmware.get("bootloader"))
 
 
 def _disk(disk, volume, pref, arch, version, targets) -> Expected:

@@ -87,14 +87,17 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
             exp.guest.id, exp.guest.source, {True: "yes", False: "NO", None: "unknown"}[exp.guest.virtio1]))
     parts = []
     if md:
-        parts.append("\n".join("- " + h.replace("   ", "; ") for h in head))
+        import re
+
+        parts.append("\n".join("- " + re.sub(r"\s{3,}", "; ", re.sub(r":\s{2,}", ": ", h)) for h in head))
     else:
         parts.append("\n".join(head))
     parts.append(table(headers, rows, "markdown" if md else "table"))
     parts.append(("**Verdict:** " if md else "Verdict: ") + exp.verdict)
-    if exp.findings:
+    findings = [f for f in exp.findings if not f.verdict]  # the verdict has its own line
+    if findings:
         lines = []
-        for f in exp.findings:
+        for f in findings:
             sev = paint(f.severity, f.severity, color and not md)
             lines.append(("- %s: %s" if md else "  %s: %s") % (sev, f.message))
         parts.append(("**Findings**\n" if md else "Findings:\n") + "\n".join(lines))
@@ -170,14 +173,41 @@ def translate_table(rows: List[Dict[str, Any]], meta: Dict[str, Any], fmt: str =
     wide = fmt == "wide"
     headers = ["id", "device", "spec condition", "unset / false", "true"]
     if wide:
-        headers += ["kubevirt versions", "qemu device", "kubevirt source", "why"]
+        headers += ["kubevirt versions", "qemu device (false | true)", "libvirt slot -> variant (false | true)",
+                    "kubevirt source", "why"]
     out = []
     for r in rows:
         row = [r["id"], r["kind"], r["condition"], r["whenFalse"] or "(no model)", r["whenTrue"] or "(no model)"]
         if wide:
-            row += [r["versions"], r["qemuDevice"] or "-", r["source"], r["reason"]]
+            row += [r["versions"], _both(r, _qemu_text), _both(r, _slot_text), r["source"], r["reason"]]
         out.append(row)
     title = "KubeVirt %s translate table, arch %s (spec.domain.devices.useVirtioTransitional)" % (
         meta["kubevirtVersion"], meta["arch"])
     body = table(headers, out, "markdown" if fmt == "markdown" else "table")
     return ("### " + title if fmt == "markdown" else title) + "\n\n" + body
+
+
+_SHORT_SLOT = (("pcie-to-pci-bridge", "pci bridge"), ("pcie-root-port", "root port"), ("pci-root", "pci-root"),
+               ("ccw", "ccw"))
+
+
+def _qemu_text(c) -> str:
+    return c["qemuDevice"]
+
+
+def _slot_text(c) -> str:
+    """`q35: root port -> modern-only, i440fx: pci-root -> modern-only`."""
+    parts = []
+    for machine, m in c["machines"].items():
+        slot = next((short for key, short in _SHORT_SLOT if key in m["slot"]), m["slot"])
+        parts.append("%s: %s -> %s" % (machine, slot, m["variant"]))
+    return ", ".join(parts)
+
+
+def _both(row, text) -> str:
+    """One cell for the flag's two values; a single value when they agree."""
+    false, true = row["libvirt"]["false"], row["libvirt"]["true"]
+    if false is None:
+        return "-"
+    a, b = text(false), text(true)
+    return a if a == b else "%s | %s" % (a, b)

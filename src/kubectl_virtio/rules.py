@@ -26,6 +26,10 @@ VIRTIO_MODELS = (NT, T, V)
 # s390x support (and its `virtio` model) arrived in v1.3.0 (PR #10490).  Before that the
 # converter knew no s390x and fell back to amd64 (arch.NewConverter's default).
 S390X_SINCE: Version = (1, 3, 0)
+# The passt network binding plugin sidecar: kubevirt PR #10425 (2023-09), first in v1.1.0.
+PASST_SIDECAR_SINCE: Version = (1, 1, 0)
+# A model KubeVirt cannot produce on that arch: the converter fails, the VM does not start.
+UNSUPPORTED = "(unsupported)"
 
 Models = Dict[str, Tuple[Optional[str], Optional[str]]]  # arch -> (flag false/unset, flag true)
 
@@ -52,6 +56,7 @@ class Rule:
     virtio: bool = True  # a virtio device at all
     added_by: str = "kubevirt"  # or "libvirt": not in KubeVirt's converter output
     note: str = ""  # what libvirt/QEMU/the guest make of it, beyond the generic model text
+    modern_only: bool = False  # QEMU forces virtio 1.0 whatever the model or slot (libvirt-facts §0.6)
     flag_driven: bool = field(init=False)
 
     def __post_init__(self):
@@ -82,8 +87,11 @@ RULES: Tuple[Rule, ...] = (
          reason="the downward-metrics disk always gets the virtio model, whatever bus the spec names"),
     Rule("disk.no-bus", "disk", "disk: {} (no bus; no preferredDiskBus)",
          {"amd64": (None, None), "arm64": (NT, T), "s390x": (V, V)},
-         "pkg/defaults setDefaultAmd64DisksBus / setDefaultArm64DisksBus", qemu=None,
+         "pkg/defaults setDefaultAmd64DisksBus / setDefaultArm64DisksBus", spans=WITH_FLAG, qemu=None,
          reason="the mutating webhook sets bus sata on amd64 (no model) and virtio on arm64/s390x"),
+    Rule("disk.no-bus.no-flag", "disk", "disk: {} (no bus), KubeVirt without the flag", _fixed(None),
+         "pkg/defaults (<= v0.36.0)", spans=WITHOUT_FLAG, qemu=None,
+         reason="sata on amd64; a virtio disk had no model before the flag, so libvirt's plain virtio applies"),
     Rule("disk.non-virtio", "disk", "disk: {bus: sata|scsi|usb}", _fixed(None),
          "storage/disk.go convert_v1_Disk_To_api_Disk", virtio=False,
          reason="only bus virtio gets a model; sata, scsi and usb disks are emulated, no virtio driver needed"),
@@ -107,6 +115,7 @@ RULES: Tuple[Rule, ...] = (
     Rule("interface.passt-sidecar", "interface", "binding plugin passt (sidecar)",
          {a: (NT, T) for a in ARCHES},
          "cmd/sidecars/network-passt-binding/domain/configurator.go generateInterface", qemu="virtio-net-pci",
+         spans=(Span(PASST_SIDECAR_SINCE),),
          reason="the passt sidecar picks the model itself and is not arch-aware (non-transitional even on s390x)"),
     Rule("interface.sriov", "hostdev", "interface sriov: {}", _fixed(None),
          "compute.NewHostDeviceDomainConfigurator (SR-IOV)", virtio=False,
@@ -133,9 +142,14 @@ RULES: Tuple[Rule, ...] = (
          "libvirt (KubeVirt omits the controller but keeps the guest-agent channel)", qemu="virtio-serial-pci",
          added_by="libvirt",
          reason="KubeVirt writes no virtio-serial controller; libvirt adds one without a model for the agent channel"),
-    Rule("controller.usb", "controller", "USB controller (always)", _fixed("none", arm64="qemu-xhci"),
-         "compute/controllers.go, arch IsUSBNeeded", virtio=False,
-         reason="qemu-xhci when a USB device needs it (always on arm64), otherwise none"),
+    # The USB controller is always emitted; its model follows Architecture.IsUSBNeeded (§1.3).
+    Rule("controller.usb", "controller", "USB controller, no USB device in the spec",
+         _fixed("none", arm64="qemu-xhci"), "compute/controllers.go, arch IsUSBNeeded", virtio=False,
+         reason="no USB device needs it: model none (arm64 always has qemu-xhci for its USB tablet and keyboard)"),
+    Rule("controller.usb.xhci", "controller",
+         "USB controller, a USB device needs it (usb or unset-bus input, usb disk, clientPassthrough)",
+         _fixed("qemu-xhci", s390x="none"), "compute/controllers.go, arch IsUSBNeeded", virtio=False,
+         reason="a USB device in the spec makes KubeVirt emit an xHCI controller (never on s390x)"),
     # memballoon: compute/balloon.go BalloonDomainConfigurator.Configure; always emitted.
     Rule("memballoon.virtio", "memballoon", "memballoon (autoattachMemBalloon unset/true)", _flagged(),
          "compute/balloon.go BalloonDomainConfigurator.Configure", spans=(Span(versions.V0_38_0),),
@@ -156,6 +170,7 @@ RULES: Tuple[Rule, ...] = (
     # Inputs: compute/input_device.go apiInputDeviceFromV1InputDevice.
     Rule("input.virtio", "input", "input bus: virtio (tablet)", _fixed(V),
          "compute/input_device.go apiInputDeviceFromV1InputDevice", qemu="virtio-tablet-pci",
+         modern_only=True,
          reason="virtio input devices exist only as virtio 1.0: always model virtio, whatever the flag",
          note="libvirt rejects (non-)transitional models for input devices"),
     Rule("input.usb", "input", "input bus: usb or unset", _fixed(None),
@@ -163,15 +178,21 @@ RULES: Tuple[Rule, ...] = (
          reason="a USB tablet has no model and needs no virtio driver"),
     Rule("input.s390x-keyboard", "input", "s390x keyboard (autoattachGraphicsDevice unset/true)",
          _fixed(None), "compute/input_device.go addArchitectureSpecificInputDevices", qemu="virtio-keyboard-ccw",
+         modern_only=True,
          reason="on s390x KubeVirt adds a virtio keyboard without a model"),
     Rule("input.arm64-usb", "input", "arm64 usb tablet/keyboard (autoattachGraphicsDevice unset/true)",
          _fixed(None), "compute/input_device.go addArchitectureSpecificInputDevices", virtio=False,
          reason="on arm64 KubeVirt adds a USB tablet and keyboard"),
     # Video: compute/graphics.go configureVideoDevice; never affected by the flag.
-    Rule("video.default", "video", "video (autoattachGraphicsDevice unset/true, no video type)",
+    Rule("video.default", "video", "video (autoattachGraphicsDevice unset/true, no video type, BIOS)",
          _fixed("vga", arm64="virtio", s390x="virtio"), "compute/graphics.go configureVideoDevice",
-         virtio=False, reason="vga on amd64 (bochs for EFI guests), virtio-gpu on arm64 and s390x; the flag never applies",
+         virtio=False, reason="vga on amd64, virtio-gpu on arm64 and s390x; the flag never applies",
          note="video virtio is modern-only (virtio-vga / virtio-gpu-pci)"),
+    Rule("video.efi", "video", "video (no video type), EFI firmware",
+         _fixed("bochs", arm64="virtio", s390x="virtio"), "compute/graphics.go configureVideoDevice",
+         virtio=False,
+         reason="EFI guests on amd64 get bochs (BochsForEFIGuests, unless the VGADisplayForEFIGuests feature gate "
+                "is on: then vga); the flag never applies"),
     Rule("video.type", "video", "video: {type: vga|cirrus|virtio|ramfb|bochs}", _fixed("(as spec)"),
          "compute/graphics.go configureVideoDevice", virtio=False,
          reason="the video type is copied from the spec; the flag never applies"),
@@ -180,12 +201,15 @@ RULES: Tuple[Rule, ...] = (
          "compute/graphics.go", virtio=False, reason="the VNC display on a unix socket; not a device the guest drives"),
     Rule("vsock.virtio", "vsock", "autoattachVSOCK: true", _fixed(NT), "compute/vsock.go",
          spans=(Span((1, 0, 0)),), qemu="vhost-vsock-pci",
+         modern_only=True,
          reason="vsock is always non-transitional: QEMU 5.1 removed vhost-vsock-pci-transitional"),
     Rule("vsock.translated", "vsock", "autoattachVSOCK: true, KubeVirt v0.59.x", _flagged(),
          "converter.go translateModel (v0.59.x)", spans=(Span((0, 59, 0), (1, 0, 0)),), qemu="vhost-vsock-pci",
+         modern_only=True,
          reason="v0.59 translated vsock like other devices; a transitional vsock does not start on QEMU >= 5.1"),
     Rule("filesystem.virtiofs", "filesystem", "filesystems: [{virtiofs: {}}]", _fixed(None),
          "storage/virtiofs.go VirtiofsConfigurator.Configure", qemu="vhost-user-fs-pci",
+         modern_only=True,
          reason="virtiofs never has a model (libvirt refuses one); vhost-user-fs is modern-only"),
     Rule("channel.guest-agent", "channel", "guest agent channel (always)", _fixed(None),
          "compute/channels.go", virtio=False,
@@ -194,9 +218,12 @@ RULES: Tuple[Rule, ...] = (
          "compute/console.go", virtio=False, reason="an ISA serial port; not a virtio device"),
     Rule("memory.virtio-mem", "memory", "memory hotplug (maxGuest)", _fixed("virtio-mem"),
          "pkg/liveupdate/memory/memory.go BuildMemoryDevice", qemu="virtio-mem-pci",
+         modern_only=True,
          reason="hotplugged memory is virtio-mem, modern-only and independent of the flag"),
-    Rule("watchdog", "watchdog", "watchdog: {}", _fixed("i6300esb", s390x="diag288"), "compute/watchdog.go",
-         virtio=False, reason="an emulated watchdog; the flag never applies"),
+    Rule("watchdog", "watchdog", "watchdog: {}", _fixed("i6300esb", s390x="diag288", arm64=UNSUPPORTED),
+         "compute/watchdog.go", virtio=False,
+         reason="an emulated watchdog (i6300esb, diag288 on s390x); arm64 has none: KubeVirt refuses to start the "
+                "VM; the flag never applies"),
     Rule("sound", "sound", "sound: {model: ich9|ac97}", _fixed("ich9"), "compute/sound.go", virtio=False,
          reason="an emulated sound card; the flag never applies"),
     Rule("tpm", "tpm", "tpm: {}", _fixed("tpm-tis"), "compute/tpm.go", virtio=False,
@@ -239,6 +266,7 @@ def effective_arch(arch: str, version: Version) -> str:
 # Rows that describe the same device under different KubeVirt releases.
 FAMILIES = {
     "disk.virtio": ("disk.virtio", "disk.virtio.no-flag"),
+    "disk.no-bus": ("disk.no-bus", "disk.no-bus.no-flag"),
     "interface.virtio": ("interface.virtio", "interface.virtio.no-flag"),
     "controller.scsi": ("controller.scsi", "controller.scsi.legacy"),
     "controller.virtio-serial": ("controller.virtio-serial", "controller.virtio-serial.no-flag"),
@@ -268,8 +296,11 @@ VARIANT_TEXT = {
 }
 
 
-def model_meaning(model: Optional[str]) -> str:
-    """libvirt-facts §0.1: what a model string asks libvirt for."""
+def model_meaning(model: Optional[str], modern_only: bool = False) -> str:
+    """libvirt-facts §0.1: what a model string asks libvirt for.  `modern_only`: a device QEMU
+    always makes virtio 1.0 (virtio input, vsock, virtiofs, virtio-mem; §0.6)."""
+    if modern_only:
+        return "%s: this device exists only as virtio 1.0 (modern-only), whatever the slot" % (model or "no model")
     if model == T:
         return "virtio-transitional: legacy + modern (virtio 0.9 + 1.0); libvirt puts it in a conventional PCI slot"
     if model == NT:
@@ -277,6 +308,57 @@ def model_meaning(model: Optional[str]) -> str:
     if model == V or model == "virtio-scsi":
         return "plain %s: transitional or modern-only depending on the slot (PCIe root port = modern-only)" % model
     return ""
+
+
+# What the guest needs for each effective variant (libvirt-facts §0.4-§0.5, §2).
+GUEST_NEEDS = {
+    "modern-only": "the guest needs a virtio 1.0 driver (Linux >= 4.0, RHEL/CentOS >= 7.2, virtio-win >= 126); "
+                   "CentOS/RHEL 6 cannot drive it",
+    "transitional": "any virtio driver works, legacy (virtio 0.9) or virtio 1.0",
+    "ccw": "virtio-ccw: the guest negotiates the revision, legacy guests work",
+    "legacy-only": "only a legacy virtio driver can use it (machine type <= 2.6)",
+    "invalid-on-ccw": "QEMU refuses a (non-)transitional device on s390x: the VM does not start",
+    "does-not-start": "QEMU >= 5.1 has no vhost-vsock-pci-transitional: the VM does not start",
+}
+
+# The machine types of each converter arch, as libvirt lays them out (libvirt-facts §1.3, §1.5).
+MACHINES = {"amd64": ("q35", "i440fx"), "arm64": ("virt",), "s390x": ("s390-ccw-virtio",)}
+
+
+def placement(model: Optional[str], machine: str, modern_only: bool = False, vsock: bool = False):
+    """(slot, effective variant) libvirt and QEMU give a virtio device of this model on a
+    machine type that libvirt addresses itself (qemuDomainDeviceCalculatePCIConnectFlags,
+    QEMU virtio_pci_realize; libvirt-facts §1.2-§1.5)."""
+    if machine == "s390-ccw-virtio":
+        if model in (T, NT):
+            return "ccw (libvirt writes a -ccw-%s device)" % model[len("virtio-"):], "invalid-on-ccw"
+        return "ccw address, no PCI", "ccw"
+    if vsock and model == T:
+        return "conventional PCI slot", "does-not-start"
+    pcie = machine in ("q35", "virt")
+    if model == T and not modern_only:
+        return ("behind a pcie-to-pci-bridge (conventional PCI, I/O BAR)" if pcie else "pci-root slot (conventional PCI)",
+                "transitional")
+    if pcie:
+        return "its own pcie-root-port", "modern-only"
+    if model == NT or modern_only:
+        return "pci-root slot (conventional PCI)", "modern-only"
+    return "pci-root slot (conventional PCI)", "transitional"  # plain virtio off a PCIe port
+
+
+def consequence(rule: "Rule", flag: bool, arch: str) -> Optional[Dict[str, object]]:
+    """What libvirt and QEMU make of the row's model, per machine type of the arch: the QEMU
+    device, the slot, the effective variant and what the guest needs.  None: not virtio."""
+    if not rule.virtio or not rule.qemu:
+        return None
+    model = rule.model(flag, arch)
+    if model == UNSUPPORTED:
+        return None
+    machines = {}
+    for machine in MACHINES.get(arch, MACHINES["amd64"]):
+        slot, variant = placement(model, machine, rule.modern_only, rule.kind == "vsock")
+        machines[machine] = {"slot": slot, "variant": variant, "guestDriver": GUEST_NEEDS[variant]}
+    return {"qemuDevice": qemu_device(rule.qemu, model, "ccw" if arch == "s390x" else "pci"), "machines": machines}
 
 
 def qemu_device(base: Optional[str], model: Optional[str], address_type: Optional[str]) -> Optional[str]:
