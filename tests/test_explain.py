@@ -206,3 +206,120 @@ def test_load_documents():
     bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join("%s: &%s [*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s]\n" % ((chr(98 + i), chr(98 + i)) + (chr(97 + i),) * 9) for i in range(12))
     with pytest.raises(InputError):
         spec.load_documents(bomb)
+
+
+def test_usb_controller_follows_the_usb_devices():
+    # kubevirt-facts §1.3: qemu-xhci when a USB device needs it (a usb or unset-bus input), else none
+    tablet = vm_with({"inputs": [{"name": "tablet", "type": "tablet"}]})
+    xml = dumpxml(NT).replace("<controller type='usb' index='0' model='none'/>",
+                              "<controller type='usb' index='0' model='qemu-xhci'/>")
+    usb = {d.name: d for d in run(tablet, xml).devices}["usb0"]
+    assert (usb.expected, usb.status, usb.rule) == ("qemu-xhci", "not-virtio", "controller.usb.xhci")
+    usb = {d.name: d for d in run(vm_with(), xml).devices}["usb0"]
+    assert usb.expected == "none" and usb.status == "unexpected"
+    virtio_tablet = vm_with({"inputs": [{"name": "tablet", "type": "tablet", "bus": "virtio"}]})
+    assert {d.name: d for d in run(virtio_tablet).devices}["usb0"].expected == "none"
+    assert {d.name: d for d in run(vm_with(), arch="arm64").devices}["usb0"].expected == "qemu-xhci"
+
+
+def test_a_surprising_emulated_device_is_not_blamed_on_a_hook():
+    # the USB controller above: unexpected, but not virtio, so the verdict still says KubeVirt wrote the models
+    xml = dumpxml(NT).replace("<controller type='usb' index='0' model='none'/>",
+                              "<controller type='usb' index='0' model='qemu-xhci'/>")
+    exp = run(vm_with(), xml)
+    assert "not invent" in exp.verdict and "hook" not in exp.verdict
+    assert any(f.severity == "warning" and "usb0" in f.message and "not a virtio device" in f.message
+               for f in exp.findings)
+
+
+def test_efi_guests_get_bochs_on_amd64():
+    efi = vm_with(template_extra={})
+    efi["spec"]["template"]["spec"]["domain"]["firmware"] = {"bootloader": {"efi": {"secureBoot": False}}}
+    xml = dumpxml(NT).replace("<model type='vga'", "<model type='bochs'")
+    video = {d.name: d for d in run(efi, xml).devices}["video0"]
+    assert (video.expected, video.status, video.rule) == ("bochs", "not-virtio", "video.efi")
+    assert {d.name: d for d in run(vm_with(), xml).devices}["video0"].expected == "vga"
+    assert {d.name: d for d in run(efi, arch="arm64").devices}["video0"].expected == "virtio"
+
+
+def test_no_watchdog_is_predicted_on_arm64():
+    obj = vm_with({"watchdog": {"name": "wd", "i6300esb": {}}})
+    assert [d.expected for d in run(obj).devices if d.kind == "watchdog"] == ["i6300esb"]
+    assert not [d for d in run(obj, arch="arm64").devices if d.kind == "watchdog"]
+
+
+def test_verdict_leads_the_findings():
+    d = run(vm_with({"useVirtioTransitional": True}), dumpxml(NT)).to_dict()
+    assert d["findings"][0]["message"] == d["verdict"]
+    assert d["findings"][0]["severity"] == "warning"  # drift
+    d = run(vm_with(), dumpxml(NT)).to_dict()
+    assert d["findings"][0] == {"severity": "info", "message": d["verdict"]}
+
+
+def test_only_the_referenced_preference_applies():
+    pref = {"apiVersion": "instancetype.kubevirt.io/v1beta1", "kind": "VirtualMachineClusterPreference",
+            "metadata": {"name": "other"}, "spec": {"devices": {"preferredUseVirtioTransitional": True}}}
+    vm = vm_with()
+    vm["spec"]["preference"] = {"name": "legacy"}
+    v = spec.select([vm, pref])
+    assert v.preference is None and v.effective_flag() == (False, "default")
+    assert "legacy" in v.warnings[0] and "other" in v.warnings[0]
+    exp = explain.explain(v, None)
+    assert any(f.severity == "warning" and "legacy" in f.message for f in exp.findings)
+    # the kind counts too: a namespaced preference of that name is another object
+    pref["metadata"]["name"] = "legacy"
+    assert spec.select([vm, pref]).preference is not None
+    vm["spec"]["preference"]["kind"] = "VirtualMachinePreference"
+    assert spec.select([vm, pref]).preference is None
+    pref["kind"] = "VirtualMachinePreference"
+    assert spec.select([vm, pref]).effective_flag() == (True, "preference")
+
+
+def test_flag_is_ignored_by_releases_without_it():
+    from kubectl_virtio import versions
+
+    exp = run(vm_with({"useVirtioTransitional": True}), version=versions.parse("v0.20.0"))
+    assert (exp.effective, exp.origin) == (False, "default")
+    assert any("does not know" in f.message for f in exp.findings)
+    assert {d.expected for d in exp.devices if d.kind == "disk"} == {None}
+
+
+def test_device_that_follows_the_running_vmi_is_drift_not_unexpected():
+    # the template switched the NIC from e1000 to virtio after the start; the running VMI still says e1000
+    running = vm_with({"interfaces": [{"name": "default", "masquerade": {}, "model": "e1000"}]},
+                      kind="VirtualMachineInstance")
+    xml = dumpxml(NT).replace("<model type='virtio-non-transitional'/><alias name='ua-default'/>",
+                              "<model type='e1000'/><alias name='ua-default'/>")
+    exp = explain.explain(spec.select([vm_with()]), domain.parse(xml),
+                          running_vmi=spec.vm_from_object(running))
+    nic = {d.name: d for d in exp.devices}["default"]
+    assert (nic.model, nic.expected, nic.status) == ("e1000", NT, "drift")
+    assert exp.restart_required
+    # a model neither the template nor the running VMI gives stays unexpected
+    exp = explain.explain(spec.select([vm_with()]), domain.parse(xml.replace("'e1000'", "'rtl8139'")),
+                          running_vmi=spec.vm_from_object(running))
+    assert {d.name: d for d in exp.devices}["default"].status == "unexpected"
+
+
+def test_device_the_template_dropped_is_drift_with_nothing_expected():
+    running = vm_with({"rng": {}}, kind="VirtualMachineInstance")
+    xml = dumpxml(NT, extra="<rng model='virtio-non-transitional'><backend model='random'>/dev/urandom</backend></rng>")
+    exp = explain.explain(spec.select([vm_with()]), domain.parse(xml), running_vmi=spec.vm_from_object(running))
+    rng = {d.name: d for d in exp.devices}["rng0"]
+    assert (rng.model, rng.expected, rng.status) == (NT, None, "drift")
+    assert "no longer" in rng.reason
+
+
+def test_s390x_fragment_without_addresses_is_ccw():
+    frag = ("<type arch='s390x' machine='s390-ccw-virtio-rhel9.2.0'>hvm</type>\n"
+            "<disk type='file' device='disk' model='virtio'>\n<target dev='vda' bus='virtio'/>\n")
+    dom = domain.parse(frag)
+    assert dom.partial and [d.variant for d in dom.devices] == ["ccw"]
+
+
+def test_virtio_tablet_reason_does_not_depend_on_the_slot():
+    xml = dumpxml(NT, extra="<input type='tablet' bus='virtio' model='virtio'><alias name='ua-tablet'/>"
+                            "<address type='pci' domain='0x0000' bus='0x00' slot='0x09' function='0x0'/></input>")
+    tablet = {d.name: d for d in run(None, xml).devices}["tablet"]
+    assert tablet.variant == "modern-only"
+    assert "only as virtio 1.0" in tablet.reason and "depending on the slot" not in tablet.reason

@@ -273,7 +273,7 @@ def is_virtio(dev: Device) -> bool:
     return False
 
 
-def _always_modern(dev: Device) -> bool:
+def always_modern(dev: Device) -> bool:
     return ((dev.kind == "input" and dev.bus == "virtio") or (dev.kind == "video" and dev.model == "virtio")
             or (dev.kind == "filesystem" and dev.driver == "virtiofs") or dev.kind in ("vsock", "memory"))
 
@@ -294,6 +294,9 @@ def resolve(dom: Domain) -> None:
     """Fill in virtio, added-by-libvirt, parent controller and effective variant."""
     pci = dom.pci_controllers()
     old = old_machine(dom.machine)
+    # s390-ccw-virtio puts virtio devices on the channel subsystem: a pasted fragment without
+    # <address> lines is still ccw there (libvirt-facts §1.5).
+    ccw_machine = dom.arch == "s390x" or dom.machine_family == "s390-ccw-virtio"
     for dev in dom.devices:
         dev.virtio = is_virtio(dev)
         dev.added_by_libvirt = _added_by_libvirt(dev)
@@ -304,19 +307,19 @@ def resolve(dom: Domain) -> None:
             continue
         if not dev.virtio:
             continue
-        dev.variant = effective_variant(dev, old)
+        dev.variant = effective_variant(dev, old, ccw_machine)
 
 
-def effective_variant(dev: Device, old_machine_type: bool = False) -> Optional[str]:
+def effective_variant(dev: Device, old_machine_type: bool = False, ccw_machine: bool = False) -> Optional[str]:
     """libvirt-facts §1.4: transitional, modern-only, ccw, legacy-only, invalid-on-ccw or None."""
-    on_ccw = dev.address is not None and dev.address.type == "ccw"
+    on_ccw = (dev.address is not None and dev.address.type == "ccw") or (dev.address is None and ccw_machine)
     if dev.model in ("virtio-transitional", "virtio-non-transitional"):
         if on_ccw:
             return "invalid-on-ccw"  # libvirt writes virtio-*-ccw-(non-)transitional; QEMU refuses it
         return "transitional" if dev.model == "virtio-transitional" else "modern-only"
     if on_ccw:
         return "ccw"
-    if _always_modern(dev):
+    if always_modern(dev):
         return "modern-only"
     if dev.parent_model in PCIE_PORTS:
         return "modern-only"

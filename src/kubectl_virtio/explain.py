@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from kubectl_virtio import domain as D
 from kubectl_virtio import guests, predict as P, rules as R, versions
@@ -15,20 +15,14 @@ from kubectl_virtio.rules import NT, T, Rule
 
 STATUSES = ("match", "drift", "unexpected", "predicted", "not-virtio")
 
-GUEST_NEEDS = {
-    "modern-only": "the guest needs a virtio 1.0 driver (Linux >= 4.0, RHEL/CentOS >= 7.2, virtio-win >= 126); "
-                   "CentOS/RHEL 6 cannot drive it",
-    "transitional": "any virtio driver works, legacy (virtio 0.9) or virtio 1.0",
-    "ccw": "virtio-ccw: the guest negotiates the revision, legacy guests work",
-    "legacy-only": "only a legacy virtio driver can use it (machine type <= 2.6)",
-    "invalid-on-ccw": "QEMU refuses a (non-)transitional device on s390x: the VM does not start",
-}
+GUEST_NEEDS = R.GUEST_NEEDS
 
 
 @dataclass
 class Finding:
     severity: str  # info | warning | error
     message: str
+    verdict: bool = False  # the one-line verdict (renderers print it on its own line)
 
     def to_dict(self):
         return {"severity": self.severity, "message": self.message}
@@ -117,7 +111,7 @@ def classify(dev: D.Device, version) -> Rule:
                 return R.rule("controller.virtio-serial.libvirt")
             return R.pick("controller.virtio-serial", version)
         if dev.type == "usb":
-            return R.rule("controller.usb")
+            return R.rule("controller.usb.xhci" if m == "qemu-xhci" else "controller.usb")
         if dev.type == "sata":
             return R.rule("libvirt.sata")
         return R.rule("libvirt.pci")
@@ -132,7 +126,9 @@ def classify(dev: D.Device, version) -> Rule:
             return R.rule("libvirt.ps2")
         return R.rule("input.usb")
     if k == "video":
-        return R.rule("video.type") if dev.model not in ("vga", "virtio") else R.rule("video.default")
+        if m == "bochs":
+            return R.rule("video.efi")
+        return R.rule("video.type") if m not in ("vga", "virtio") else R.rule("video.default")
     if k == "vsock":
         return R.pick("vsock.virtio", version)
     if k == "filesystem":
@@ -179,6 +175,8 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     """vm: the spec that applies at the next start (VMSpec of the VM, or the VMI alone);
     dom: the live domain; running_vmi: the VMI the domain was built from (live cluster)."""
     findings: List[Finding] = list(extra_findings or [])
+    if vm is not None:
+        findings.extend(Finding("warning", w) for w in vm.warnings)
     arch = _arch(arch, dom, running_vmi, vm)
     conv_arch = R.effective_arch(arch, version)
     if arch == "s390x" and conv_arch != arch:
@@ -201,11 +199,20 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     if not versions.has_flag(version):
         findings.append(Finding("info", "KubeVirt %s has no useVirtioTransitional: virtio devices get plain "
                                         "`virtio` and the variant follows the PCI slot" % versions.show(version)))
+        if vm is not None and origin != "default":
+            findings.append(Finding("warning", "%s sets useVirtioTransitional, which KubeVirt %s does not know: "
+                                               "it has no effect there" % (origin, versions.show(version))))
+        effective, origin = False, "default"
 
     expected = P.predict(vm, conv_arch, version) if vm is not None else []
     live_devices = list(dom.devices) if dom is not None else []
     out: List[DeviceExplanation] = []
     by_key = {(e.kind, e.name): e for e in expected}
+    # What the running VMI gives each device: a device that still follows it is drift (the
+    # template changed since the start), not unexpected.
+    running = {}
+    if running_vmi is not None and running_vmi is not vm and dom is not None:
+        running = {(e.kind, e.name): e for e in P.predict(running_vmi, conv_arch, version)}
     used = set()
     run_flag = live if live is not None else effective
     ctx = _Ctx(conv_arch, effective, origin, pref_name, run_flag, live, dom)
@@ -214,7 +221,8 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         exp = by_key.get(dev.key)
         if exp is not None:
             used.add(dev.key)
-        out.append(_explain_live(dev, exp, version, ctx))
+        out.append(_explain_live(dev, exp, version, ctx, running.get(dev.key), gone=bool(running) and
+                                 exp is None and dev.key in running))
     for exp in expected:
         if (exp.kind, exp.name) in used:
             continue
@@ -232,6 +240,11 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         guests.detect({}, {}, None, guest_os) if guest_os else None)
     findings.extend(_findings(out, ctx, dom, guest, vm, restart_required, vm_running))
     verdict = _verdict(out, ctx, vm is not None, dom is not None, restart_required)
+    # The verdict leads the findings too, so scripts reading only `findings` see it.
+    severity = "info"
+    if any(d.status in ("drift", "unexpected") for d in out if d.virtio):
+        severity = "warning"
+    findings.insert(0, Finding(severity, verdict, verdict=True))
     dom_ns, dom_name = _split_domain_name(dom.name if dom is not None else None)
     return Explanation(namespace=namespace or (vm.namespace if vm else None) or dom_ns,
                        name=name or (vm.name if vm else dom_name),
@@ -284,12 +297,17 @@ def _machine(dom, vm) -> Optional[str]:
     return None
 
 
-def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx) -> DeviceExplanation:
-    rule = exp.rule if exp is not None else classify(dev, version)
-    if exp is None and rule.id == "interface.emulated":
+def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx,
+                  run_exp: Optional[P.Expected] = None, gone: bool = False) -> DeviceExplanation:
+    """gone: the running VMI has this device but the spec of the next start does not."""
+    rule = exp.rule if exp is not None else (run_exp.rule if gone else classify(dev, version))
+    if gone:
+        expected_model, running_model = None, run_exp.model(ctx.run_flag, ctx.arch)
+    elif exp is None and rule.id == "interface.emulated":
         expected_model, running_model = dev.model, dev.model
     elif exp is not None:
-        expected_model, running_model = exp.model(ctx.effective, ctx.arch), exp.model(ctx.run_flag, ctx.arch)
+        expected_model = exp.model(ctx.effective, ctx.arch)
+        running_model = (run_exp or exp).model(ctx.run_flag, ctx.arch)
     elif rule.added_by == "libvirt" or rule.id in ("channel.guest-agent", "serial.console", "graphics.vnc"):
         expected_model = running_model = dev.model
     else:
@@ -298,7 +316,7 @@ def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx) 
             expected_model = running_model = dev.model
         else:
             expected_model, running_model = rule.model(ctx.effective, ctx.arch), rule.model(ctx.run_flag, ctx.arch)
-    if dev.model == expected_model:
+    if dev.model == expected_model and not gone:
         status = "match" if (dev.virtio or rule.virtio) else "not-virtio"
     elif dev.model == running_model:
         status = "drift"
@@ -324,7 +342,7 @@ def _explain_missing(exp: P.Expected, have_domain: bool, ctx: _Ctx) -> DeviceExp
         status = "predicted"
         reason = "%s -> rule %s (%s): %s -> %s" % (exp.why, exp.rule.id, exp.rule.source,
                                                   _flag_part(exp.rule, ctx), model or "no model attribute")
-        meaning = R.model_meaning(model)
+        meaning = R.model_meaning(model, exp.rule.modern_only)
         if meaning:
             reason += " (%s)" % meaning
     return DeviceExplanation(kind=exp.kind, name=exp.name, target=exp.target, bus=exp.bus, model=None,
@@ -347,9 +365,11 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
     parts.append("rule %s (%s): %s" % (rule.id, rule.source, rule.reason))
     if rule.flag_driven:
         parts.append(flag_text(ctx.effective, ctx.origin, ctx.preference) + " gives " + str(d.expected))
-    if d.status == "drift":
-        parts.append("the running domain was built with useVirtioTransitional = %s: %s until the next restart"
-                     % (str(ctx.run_flag).lower(), d.model))
+    if d.status == "drift" and d.expected is None and exp is None:
+        parts.append("the running VMI has this device but the spec no longer does: it goes away at the next restart")
+    elif d.status == "drift":
+        parts.append("the running VMI gives %s (useVirtioTransitional = %s when it started): %s until the next "
+                     "restart" % (d.model, str(ctx.run_flag).lower(), d.model))
     elif d.status == "unexpected":
         parts.append("neither the spec nor the running VMI gives %s: something else wrote it (a sidecar hook, "
                      "a hand edit, another KubeVirt version)" % (d.model or "no model"))
@@ -362,7 +382,7 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
         if dev.model is None:
             lib = "no model attribute: libvirt's default plain virtio"
         else:
-            lib = R.model_meaning(dev.model) or dev.model
+            lib = R.model_meaning(dev.model, rule.modern_only or D.always_modern(dev)) or dev.model
         parts.append("libvirt: " + lib + where)
         if d.qemu_device:
             parts.append("QEMU " + d.qemu_device)
@@ -391,6 +411,11 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
                 text += ". Unchanged: " + ", ".join("%s %s" % (d.kind, d.name) for d in fixed) + " (always virtio 1.0)"
             f.append(Finding("info", text))
     for d in out:
+        if d.status == "unexpected" and not d.virtio and d.rule not in _FLAG_DRIVEN:
+            f.append(Finding("warning", "%s %s is %s where KubeVirt's rules give %s: not a virtio device, so "
+                                        "useVirtioTransitional is not involved (cluster settings such as feature "
+                                        "gates, a hook or another KubeVirt version)" % (
+                                            d.kind, d.name, d.model or "no model", d.expected or "no model")))
         if d.virtio and d.model is None and d.status != "predicted" and d.kind != "channel":
             f.append(Finding("info", "%s %s has no model: libvirt's default plain virtio, effectively %s%s"
                              % (d.kind, d.name, d.variant or "decided by its slot",
@@ -445,7 +470,9 @@ def _added_label(d: DeviceExplanation, dom) -> str:
 def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bool) -> str:
     flagged = [d for d in out if d.rule and R.BY_ID[d.rule].flag_driven and d.status != "not-virtio"]
     drift = [d for d in out if d.status == "drift"]
-    unexpected = [d for d in out if d.status == "unexpected"]
+    # Only a virtio device with a surprising model points at a hook; an emulated device that
+    # differs (video, USB controller) comes from cluster settings and gets its own finding.
+    unexpected = [d for d in out if d.status == "unexpected" and (d.virtio or d.rule in _FLAG_DRIVEN)]
     models = Counter(d.model for d in flagged if d.model)
     if not have_dom:
         exp_models = Counter(d.expected for d in flagged if d.expected)
@@ -475,6 +502,9 @@ def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bo
     flag = flag_text(ctx.effective, ctx.origin, ctx.preference).replace("useVirtioTransitional ", "useVirtioTransitional is ")
     return "These models are what KubeVirt writes when %s: %s. libvirt keeps KubeVirt's models verbatim; " \
            "it did not invent them.%s" % (flag.replace("is = ", "is "), desc, meaning)
+
+
+_FLAG_DRIVEN = {r.id for r in R.RULES if r.flag_driven}
 
 
 def _meaning(models: Counter, ctx: _Ctx) -> str:

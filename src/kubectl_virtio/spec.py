@@ -111,6 +111,7 @@ class VMSpec:
     preference_ref: Optional[Dict[str, Any]] = None  # spec.preference of the VM
     preference: Optional[Preference] = None
     raw: Dict[str, Any] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)  # what reading the manifests noticed
 
     @property
     def devices(self) -> Dict[str, Any]:
@@ -212,14 +213,30 @@ def select(objects: List[Dict[str, Any]], source: str = "manifest") -> VMSpec:
                          "split the file, or pass the one VM with -f")
     vm = vm_from_object(vms[0], source)
     if prefs:
-        wanted = _dict(vm.preference_ref).get("name")
-        chosen = None
-        for p in prefs:
-            pref = preference_from_object(p)
-            if wanted is None or pref.name == wanted or chosen is None:
-                chosen = pref
-        vm.preference = chosen
+        vm.preference = _matching_preference(vm, [preference_from_object(p) for p in prefs])
     return vm
+
+
+def _matching_preference(vm: VMSpec, prefs: List[Preference]) -> Optional[Preference]:
+    """The preference KubeVirt applies: the one spec.preference names, of its kind (default
+    VirtualMachineClusterPreference; kubevirt-facts §3).  Others are ignored, with a warning."""
+    names = ", ".join("%s %s" % (p.kind, p.name) for p in prefs)
+    if vm.kind == "VirtualMachineInstance":
+        vm.warnings.append("a VMI's spec already has its preference applied: ignoring %s" % names)
+        return None
+    ref = vm.preference_ref
+    if not ref or not ref.get("name"):
+        vm.warnings.append("the %s references no preference by name (spec.preference.name): ignoring %s"
+                           % (vm.kind, names))
+        return None
+    kind = str(ref.get("kind") or "VirtualMachineClusterPreference").lower()
+    for p in prefs:
+        if p.name == ref["name"] and p.kind.lower() == kind:
+            return p
+    vm.warnings.append("the %s uses %s %s, which is not among the files given (%s): ignoring it; the origin "
+                       "may be wrong" % (vm.kind, ref.get("kind") or "VirtualMachineClusterPreference",
+                                         ref["name"], names))
+    return None
 
 
 def arch_from_go(arch: Optional[str]) -> Optional[str]:
