@@ -323,3 +323,9 @@ def test_virtio_tablet_reason_does_not_depend_on_the_slot():
     tablet = {d.name: d for d in run(None, xml).devices}["tablet"]
     assert tablet.variant == "modern-only"
     assert "only as virtio 1.0" in tablet.reason and "depending on the slot" not in tablet.reason
+
+
+def test_plain_virtio_everywhere_points_at_an_older_kubevirt():
+    exp = run(vm_with(), dumpxml("virtio"))
+    assert "older KubeVirt" in exp.verdict and "--kubevirt-version" in exp.verdict
+    assert {d.status for d in flagged(exp).values()} == {"unexpected"}

@@ -215,7 +215,7 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         running = {(e.kind, e.name): e for e in P.predict(running_vmi, conv_arch, version)}
     used = set()
     run_flag = live if live is not None else effective
-    ctx = _Ctx(conv_arch, effective, origin, pref_name, run_flag, live, dom)
+    ctx = _Ctx(conv_arch, effective, origin, pref_name, run_flag, live, dom, version)
 
     for dev in live_devices:
         exp = by_key.get(dev.key)
@@ -272,6 +272,7 @@ class _Ctx:
     run_flag: bool  # the flag the running domain was built with (or effective when unknown)
     live: Optional[bool]
     dom: Optional[D.Domain]
+    version: versions.Version = versions.NEWEST
 
 
 def _arch(arch, dom, running_vmi, vm) -> str:
@@ -480,6 +481,12 @@ def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bo
         return "Predicted: %s -> %s. No live domain XML to compare." % (
             flag_text(ctx.effective, ctx.origin, ctx.preference), desc)
     desc = ", ".join("%s on %d device(s)" % (m, n) for m, n in models.items()) or "no flag-driven virtio device"
+    if unexpected and all(d.model in ("virtio", "virtio-scsi", None) for d in unexpected) \
+            and versions.has_flag(ctx.version) and ctx.arch != "s390x":
+        return ("%d device(s) have plain virtio (%s), which KubeVirt writes only in releases without "
+                "useVirtioTransitional (before v0.36.1, v0.37.0-v0.37.1) or for a few devices before v0.38: was "
+                "this domain made by an older KubeVirt? Try --kubevirt-version; a sidecar hook can also write it."
+                % (len(unexpected), ", ".join("%s %s" % (d.kind, d.name) for d in unexpected)))
     if unexpected:
         return ("%d device(s) have models KubeVirt's rules do not give (%s): something other than KubeVirt's "
                 "converter wrote them (a sidecar hook or a hand edit); the rest follow %s."
