@@ -147,7 +147,7 @@ RULES: Tuple[Rule, ...] = (
          _fixed("none", arm64="qemu-xhci"), "compute/controllers.go, arch IsUSBNeeded", virtio=False,
          reason="no USB device needs it: model none (arm64 always has qemu-xhci for its USB tablet and keyboard)"),
     Rule("controller.usb.xhci", "controller",
-         "USB controller, a USB device needs it (usb or unset-bus input, usb disk, clientPassthrough)",
+         "USB controller, a usb input/disk or clientPassthrough",
          _fixed("qemu-xhci", s390x="none"), "compute/controllers.go, arch IsUSBNeeded", virtio=False,
          reason="a USB device in the spec makes KubeVirt emit an xHCI controller (never on s390x)"),
     # memballoon: compute/balloon.go BalloonDomainConfigurator.Configure; always emitted.
