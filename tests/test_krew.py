@@ -361,16 +361,69 @@ def test_packaged_offline_explain(installed):
 
 @pytest.mark.timeout(900)
 @pytest.mark.cluster
-def test_packaged_live_explain(installed, cluster):
-    """The bundle carries the kubernetes client, TLS and the WebSocket exec."""
+def test_packaged_live_explain(installed, cluster, tmp_path):
+    """The bundle carries the kubernetes client, TLS and the WebSocket exec; and a kubeconfig
+    `exec:` credential plugin (EKS/GKE/OIDC) gets the user's environment, not the bundle's
+    LD_LIBRARY_PATH (system tools would load our libssl/libz) nor PyInstaller's `_PYI_*`."""
     cluster.add_running_vm("testvm")
-    env = dict(installed["env"], KUBECONFIG=cluster.kubeconfig_path)
+    install = os.path.realpath(installed["root"])
+    record = tmp_path / "credential-env"
+    helper = tmp_path / "credential-helper"
+    helper.write_text(
+        "#!/bin/sh\n"
+        "env > '%s'\n"
+        "case \":$LD_LIBRARY_PATH:\" in *'%s'*) echo \"LD_LIBRARY_PATH into the plugin: $LD_LIBRARY_PATH\" >&2; exit 1;; esac\n"
+        "if env | grep -q '^_PYI_\\|^_MEIPASS2='; then echo 'PyInstaller variables leaked' >&2; exit 1; fi\n"
+        "echo '{\"apiVersion\": \"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\", "
+        "\"status\": {\"token\": \"admin-token\"}}'\n" % (record, install))
+    helper.chmod(0o755)
+    doc = yaml.safe_load(open(cluster.kubeconfig_for("admin")))
+    for u in doc["users"]:
+        u["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(helper),
+                              "interactiveMode": "Never"}}
+    kubeconfig = tmp_path / "exec-kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(doc))
+
+    def child_env():
+        with open(record) as fh:
+            return dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)
+
+    env = dict(installed["env"], KUBECONFIG=str(kubeconfig))
+    env.pop("LD_LIBRARY_PATH", None)
     r = run(installed, "virtio", "explain", "testvm", "-o", "json", env=env)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["vm"] == {"namespace": "default", "name": "testvm"} and doc["devices"]
-    dump = run(installed, "virtio", "dumpxml", "testvm", env=env)
+    assert [x.user for x in cluster.request_log()][-1] == "admin"   # through the helper's token
+    seen = child_env()
+    assert "LD_LIBRARY_PATH" not in seen and "LD_LIBRARY_PATH_ORIG" not in seen, seen.get("LD_LIBRARY_PATH")
+    assert not [k for k in seen if k.startswith("_PYI_") or k.startswith("_MEI")]
+    # a user's own LD_LIBRARY_PATH reaches the helper unchanged
+    user_libs = str(tmp_path / "user-libs")
+    dump = run(installed, "virtio", "dumpxml", "testvm", env=dict(env, LD_LIBRARY_PATH=user_libs))
     assert dump.returncode == 0 and dump.stdout.lstrip().startswith("<domain"), dump.stderr
+    seen = child_env()
+    assert seen.get("LD_LIBRARY_PATH") == user_libs and "LD_LIBRARY_PATH_ORIG" not in seen
+
+
+def test_entry_sanitizes_the_environment_of_child_programs(tmp_path):
+    """packaging/entry.py undoes what PyInstaller's bootloader does to the environment."""
+    entry = _load("kubectl_virtio_entry", os.path.join(REPO, "packaging", "entry.py"))
+    bundle = tmp_path / "store" / "_internal"
+    bundle.mkdir(parents=True)
+    env = {"LD_LIBRARY_PATH": "%s:/opt/x" % bundle, "LD_LIBRARY_PATH_ORIG": "/opt/x", "PATH": "/bin",
+           "_PYI_ARCHIVE_FILE": "a", "_PYI_PARENT_PROCESS_LEVEL": "1", "_MEIPASS2": "m", "_PYIX": "keep"}
+    entry.sanitize_environment(env, str(bundle))
+    assert env == {"LD_LIBRARY_PATH": "/opt/x", "PATH": "/bin", "_PYIX": "keep"}
+    env = {"LD_LIBRARY_PATH": str(bundle)}                       # the user had none
+    entry.sanitize_environment(env, str(bundle))
+    assert env == {}
+    env = {"DYLD_LIBRARY_PATH": "%s/lib:/usr/local/lib" % bundle}  # a hook prepended, no _ORIG
+    entry.sanitize_environment(env, str(bundle))
+    assert env == {"DYLD_LIBRARY_PATH": "/usr/local/lib"}
+    env = {"LD_LIBRARY_PATH": "/opt/mine"}                       # not ours: untouched
+    entry.sanitize_environment(env, str(bundle))
+    assert env == {"LD_LIBRARY_PATH": "/opt/mine"}
 
 
 @pytest.mark.timeout(900)
