@@ -3,6 +3,7 @@
 manifest.
 
     python packaging/build.py [build] [--dist DIR] [--form onedir|onefile] [--python PY]
+                              [--max-glibc X.Y]
     python packaging/build.py render [--dist DIR] [-o FILE] [--require-all] [--keep-from FILE]
     python packaging/build.py smoke ARCHIVE [--manifest FILE]
     python packaging/build.py platform
@@ -19,6 +20,9 @@ unpacks itself to a temp dir on every run: see bench/startup), and packs
 
 with regular files only (krew refuses symlinks in a tar), exec bits kept, sorted entries,
 fixed owners and timestamps.  It writes `<archive>.sha256` and renders dist/virtio.yaml.
+On Linux it prints the oldest glibc the archive runs on: the highest GLIBC_x.y version
+any bundled ELF file requires (PyInstaller bundles the build host's libpython and
+libraries, which need that host's glibc or newer); --max-glibc fails the build above it.
 
 `render` fills krew/virtio.yaml.tmpl: the version from kubectl_virtio/__init__.py and, per
 platform, the sha256 of dist/<archive> or of dist/<archive>.sha256.  A platform with
@@ -41,6 +45,7 @@ import platform as _platform
 import re
 import shutil
 import string
+import struct
 import subprocess
 import sys
 import tarfile
@@ -179,6 +184,99 @@ def freeze(py: str, form: str, workroot: str) -> str:
     return out
 
 
+# --- the glibc an archive needs ------------------------------------------------------------
+
+SHT_GNU_VERNEED = 0x6FFFFFFE  # .gnu.version_r: the symbol versions a file needs (GNU ELF extension)
+
+
+def elf_version_needs(path: str) -> list:
+    """The version names (GLIBC_2.34, GLIBCXX_3.4.29, ...) an ELF file requires from the
+    libraries it links, read from its SHT_GNU_verneed section: the dynamic loader refuses
+    to run it on a system whose libraries lack one (`objdump -p` lists the same names under
+    "Version References").  [] for a file that is not ELF or has no such section."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        return []
+    end = "<" if data[5] == 1 else ">"
+    try:
+        if data[4] == 2:   # ELF64: e_shoff at 0x28, e_shentsize/e_shnum at 0x3a
+            shoff = struct.unpack_from(end + "Q", data, 0x28)[0]
+            shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
+            shdr = end + "IIQQQQIIQQ"
+        else:              # ELF32: e_shoff at 0x20, e_shentsize/e_shnum at 0x2e
+            shoff = struct.unpack_from(end + "I", data, 0x20)[0]
+            shentsize, shnum = struct.unpack_from(end + "HH", data, 0x2E)
+            shdr = end + "IIIIIIIIII"
+        # (name, type, flags, addr, offset, size, link, info, addralign, entsize)
+        sections = [struct.unpack_from(shdr, data, shoff + i * shentsize) for i in range(shnum)]
+        names = []
+        for sec in sections:
+            if sec[1] != SHT_GNU_VERNEED:
+                continue
+            strings = sections[sec[6]][4]
+            off = sec[4]
+            for _ in range(sec[7]):          # sh_info = number of Verneed entries
+                _, count, _, aux, nxt = struct.unpack_from(end + "HHIII", data, off)
+                a = off + aux
+                for _ in range(count):
+                    _, _, _, name, anext = struct.unpack_from(end + "IHHII", data, a)
+                    start = strings + name
+                    names.append(data[start:data.index(b"\0", start)].decode("ascii", "replace"))
+                    if not anext:
+                        break
+                    a += anext
+                if not nxt:
+                    break
+                off += nxt
+        return names
+    except (struct.error, IndexError, ValueError) as e:
+        raise ValueError("%s: unreadable ELF version information (%s)" % (path, e)) from None
+
+
+def _glibc_tuple(name: str):
+    m = re.fullmatch(r"GLIBC_(\d+(?:\.\d+)*)", name)
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
+def glibc_requirement(root: str):
+    """(highest GLIBC_x.y required by any ELF file under root, that file relative to root),
+    or (None, None) when nothing needs glibc symbol versions."""
+    best, where = None, None
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for f in sorted(filenames):
+            path = os.path.join(dirpath, f)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            try:
+                needs = elf_version_needs(path)
+            except ValueError as e:  # a data file that merely starts like ELF: the loader never sees it
+                log("warning: %s" % e)
+                continue
+            for name in needs:
+                v = _glibc_tuple(name)
+                if v and (best is None or v > best):
+                    best, where = v, os.path.relpath(path, root)
+    return best, where
+
+
+def check_glibc(root: str, limit: str | None = None) -> str | None:
+    """Log the glibc floor of the frozen app in root; SystemExit when above `limit`."""
+    need, where = glibc_requirement(root)
+    if need is None:
+        log("no bundled file requires versioned glibc symbols")
+        return None
+    text = ".".join(map(str, need))
+    log("the archive needs glibc %s or newer (GLIBC_%s, required by %s)" % (text, text, where))
+    if limit:
+        cap = tuple(int(x) for x in limit.split("."))
+        if need > cap:
+            raise SystemExit("build: the archive needs glibc %s (%s) but --max-glibc is %s: build on an "
+                             "older system (release.yml uses a glibc %s container)" % (text, where, limit, limit))
+    return text
+
+
 # --- the archive ---------------------------------------------------------------------------
 
 def _entries(root: str):
@@ -312,6 +410,34 @@ def render(dist: str, require_all: bool = False, keep_from: str | None = None, v
 
 # --- smoke test of an archive ----------------------------------------------------------------
 
+MACHO_MAGIC = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe",
+               b"\xca\xfe\xba\xbe"}  # 32/64-bit either byte order, universal
+
+
+def verify_signatures(store: str) -> None:
+    """macOS: `codesign --verify` every Mach-O file of the installed plugin (PyInstaller
+    signs them ad hoc; Apple silicon kills unsigned or broken code).  Skipped without codesign."""
+    codesign = shutil.which("codesign")
+    if not codesign:
+        log("no codesign here: signatures not checked")
+        return
+    checked = 0
+    for dirpath, _, files in os.walk(store):
+        for f in sorted(files):
+            path = os.path.join(dirpath, f)
+            if os.path.islink(path):
+                continue
+            with open(path, "rb") as fh:
+                if fh.read(4) not in MACHO_MAGIC:
+                    continue
+            r = subprocess.run([codesign, "--verify", path], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit("build: codesign --verify failed for %s:\n%s" % (os.path.relpath(path, store),
+                                                                                 r.stderr.strip()))
+            checked += 1
+    log("codesign --verify ok on %d Mach-O files" % checked)
+
+
 def smoke(archive: str, manifest_path: str, os_name: str, arch: str) -> None:
     import yaml
 
@@ -329,6 +455,8 @@ def smoke(archive: str, manifest_path: str, os_name: str, arch: str) -> None:
             os.makedirs(root)
             link = krew_rules.install(manifest, archive, root, os_name, arch, make_link=False)
         log("installed as %s -> %s" % (link, os.path.realpath(link)))
+        if os_name == "darwin":
+            verify_signatures(os.path.dirname(os.path.realpath(link)))
         kubectl = shutil.which("kubectl")
         path_dirs = [os.path.dirname(link)] + ([os.path.dirname(kubectl)] if kubectl else [])
         if os_name != "windows":
@@ -365,6 +493,8 @@ def cmd_build(args) -> str:
     frozen = freeze(py, args.form, os.path.join(build_root, "pyinstaller-" + args.form))
     os.makedirs(args.dist, exist_ok=True)
     lic = os.path.join(REPO, "LICENSE")
+    if os_name == "linux" and args.form == "onedir":
+        check_glibc(frozen, args.max_glibc)
     if args.form == "onedir":
         exe = exe_name(os_name)
         layout = [("LICENSE", lic), (exe, os.path.join(frozen, exe)), (CONTENTS, os.path.join(frozen, CONTENTS))]
@@ -387,7 +517,13 @@ def cmd_build(args) -> str:
     return out
 
 
-def main(argv=None) -> int:
+def _version_arg(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)+", text):
+        raise argparse.ArgumentTypeError("expected a version like 2.28, not %r" % text)
+    return text
+
+
+def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="packaging/build.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd")
     b = sub.add_parser("build", help="build this machine's archive (default)")
@@ -397,6 +533,8 @@ def main(argv=None) -> int:
                        help="PyInstaller form (onefile: for start-up comparisons only)")
         p.add_argument("--python", default=sys.executable, help="interpreter for the build venv")
         p.add_argument("--expect-platform", metavar="OS_ARCH", help="fail unless this machine is OS_ARCH")
+        p.add_argument("--max-glibc", metavar="X.Y", type=_version_arg,
+                       help="Linux: fail when a bundled file needs a newer glibc than X.Y")
     r = sub.add_parser("render", help="render the krew manifest from the template")
     r.add_argument("--dist", default=os.path.join(REPO, "dist"), help="where the archives / .sha256 files are")
     r.add_argument("-o", "--output", help="write here (default: stdout)")
@@ -407,7 +545,11 @@ def main(argv=None) -> int:
     s.add_argument("--manifest", help="default: virtio.yaml next to the archive")
     sub.add_parser("platform", help="print this machine's OS_ARCH")
     sub.add_parser("version", help="print the version the archives get (v + kubectl_virtio.__version__)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     if args.cmd in (None, "build"):
         cmd_build(args)
     elif args.cmd == "render":
