@@ -27,7 +27,9 @@ libraries, which need that host's glibc or newer); --max-glibc fails the build a
 `render` fills krew/virtio.yaml.tmpl: the version from kubectl_virtio/__init__.py and, per
 platform, the sha256 of dist/<archive> or of dist/<archive>.sha256.  A platform with
 neither gets the value from --keep-from (a manifest of the same version) or the all-zero
-placeholder; --require-all (the release) refuses both.  The result must pass
+placeholder; --require-all (the release) refuses both, and refuses a placeholder from
+any source.  The committed krew/virtio.yaml holds placeholders only: see
+tests/test_krew.py::test_committed_manifest_is_the_rendered_template.  The result must pass
 packaging/krew_rules.py, as krew-index's validator would check it.
 
 `smoke` installs an archive the way `kubectl krew install --manifest --archive` does into
@@ -391,7 +393,10 @@ def render(dist: str, require_all: bool = False, keep_from: str | None = None, v
         elif require_all:
             raise SystemExit("build: no %s (nor .sha256) in %s: every platform is needed" % (name, dist))
         else:
-            digest, where = PLACEHOLDER, "not built yet (placeholder)"
+            digest, where = PLACEHOLDER, "placeholder (no archive here; the release renders the real one)"
+        if require_all and digest == PLACEHOLDER:
+            raise SystemExit("build: %s has the placeholder sha256 (%s): every platform needs its real one"
+                             % (name, where))
         values["SHA256_%s_%s" % (os_name, arch)] = digest
         sources.append("#   %s/%s: %s" % (os_name, arch, where))
     with open(TEMPLATE, encoding="utf-8") as fh:

@@ -74,15 +74,32 @@ def test_committed_manifest_passes_krew_validation(manifest):
 
 
 def test_committed_manifest_is_the_rendered_template(tmp_path):
-    """krew/virtio.yaml is render(template) with its own sha256 values: not edited by hand."""
-    def body(text):
-        return [line for line in text.splitlines() if not line.startswith("#")]
-
-    rendered = build.render(str(tmp_path), keep_from=MANIFEST)
+    """krew/virtio.yaml is render(template) with the all-zero placeholder on every platform,
+    never a real-looking sha256: archive entries carry the last commit's time, so a digest
+    committed with the sources can never match an archive built from that commit.  The
+    release renders the real values (--require-all) into the release's virtio.yaml."""
+    rendered = build.render(str(tmp_path))
     with open(MANIFEST) as fh:
-        assert body(rendered) == body(fh.read())
+        assert fh.read() == rendered
+    platforms = yaml.safe_load(rendered)["spec"]["platforms"]
+    assert len(platforms) == len(PAIRS) and all(p["sha256"] == build.PLACEHOLDER for p in platforms)
     with pytest.raises(SystemExit, match="every platform is needed"):
         build.render(str(tmp_path), require_all=True)
+    with pytest.raises(SystemExit, match="every platform is needed"):
+        build.render(str(tmp_path), require_all=True, keep_from=MANIFEST)   # placeholders are not kept
+
+
+def test_release_render_refuses_placeholders(tmp_path):
+    ver = build.version()
+    for i, (os_name, arch) in enumerate(sorted(PAIRS)):
+        (tmp_path / (build.archive_name(ver, os_name, arch) + ".sha256")).write_text(
+            "%s  x\n" % ("%x" % (i + 1) * 64))
+    m = yaml.safe_load(build.render(str(tmp_path), require_all=True))
+    assert rules.platform_for(m, "linux", "amd64")["sha256"] != build.PLACEHOLDER
+    (tmp_path / (build.archive_name(ver, "darwin", "arm64") + ".sha256")).write_text(build.PLACEHOLDER + "  x\n")
+    with pytest.raises(SystemExit, match="darwin_arm64.*placeholder"):
+        build.render(str(tmp_path), require_all=True)
+    assert "0" * 64 in build.render(str(tmp_path))   # without --require-all (local builds) it may stay
 
 
 def _sha(c):
