@@ -124,6 +124,14 @@ class _InjectedError:
     times: int
 
 
+@dataclass
+class _InjectedDelay:
+    method: str | None
+    path: str
+    seconds: float
+    times: int
+
+
 class ApiServer:
     """A fake kube-apiserver for tests.  Start once per session; call :meth:`reset` per test."""
 
@@ -138,6 +146,8 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._inflight = 0                       # requests being handled (see release_pauses)
+        self._release: asyncio.Event | None = None   # set to end pending delays; loop thread only
         self._reset_state()
 
     # ------------------------------------------------------------------------------------------
@@ -157,15 +167,49 @@ class ApiServer:
             self.exec_send_close_frames = False
             self.exec_chunk_size = 32 * 1024
             self.exec_delay = 0.0                # seconds before a command "finishes"
+            self.exec_handshake_delay = 0.0      # seconds before the exec WebSocket upgrade is answered
             self.exec_handlers: dict[str, ExecHandler] = {}
             self.on_restart: Callable[[str, str], None] | None = None
             self._virsh: dict[tuple[str, str], VirshConfig] = {}
             self._write_hooks: dict[tuple, Callable[[dict], object]] = {}
             self._injected: list[_InjectedError] = []
+            self._delays: list[_InjectedDelay] = []
 
     def reset(self) -> None:
         """Forget all objects, logs, hooks, extra users and switches (between tests)."""
+        self.release_pauses()
         self._reset_state()
+
+    def release_pauses(self, wait: float = 5.0) -> None:
+        """End every pending delay (inject_delay, exec_delay, exec_handshake_delay) now and wait
+        up to `wait` seconds until the requests being handled are done, so a request whose
+        client gave up cannot log into the next test."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        def release() -> None:
+            if self._release is not None:
+                self._release.set()
+                self._release = None
+        loop.call_soon_threadsafe(release)
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            with self._lock:
+                if self._inflight == 0:
+                    return
+            time.sleep(0.01)
+
+    async def _pause(self, seconds: float) -> None:
+        """asyncio.sleep(seconds) that release_pauses() cuts short."""
+        if seconds <= 0:
+            return
+        if self._release is None:
+            self._release = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._release.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     def start(self) -> "ApiServer":
         self.tls = tls.generate(os.path.join(self.workdir, "tls"))
@@ -291,6 +335,13 @@ class ApiServer:
         with self._lock:
             self._injected.append(_InjectedError(method.upper() if method else None, path, err, times))
 
+    def inject_delay(self, path: str, seconds: float, *, method: str | None = None, times: int = 1) -> None:
+        """Hold the next `times` requests whose path contains `path` (and method matches, if
+        given) for `seconds` before serving them (after authentication/authorization): a slow
+        API server.  reset() and release_pauses() end the wait early."""
+        with self._lock:
+            self._delays.append(_InjectedDelay(method.upper() if method else None, path, seconds, times))
+
     def add_user(self, name: str, rules: Iterable[Rule], token: str | None = None) -> User:
         user = User(name, token or f"{name}-token", list(rules))
         with self._lock:
@@ -378,18 +429,27 @@ class ApiServer:
         request[_USER_KEY] = None
         request[_INFO_KEY] = None
         request[_LOGGED_KEY] = False
+        with self._lock:
+            self._inflight += 1
         try:
-            response = await handler(request)
-        except ApiError as e:
-            response = web.json_response(e.status(), status=e.code)
-        except Exception:  # noqa: BLE001 - a bug in this server must not look like a network error
-            text = traceback.format_exc()
+            try:
+                response = await handler(request)
+            except ConnectionResetError:
+                # The client went away while we held its request (a delay it timed out on).
+                response = web.Response(status=499, text="client closed the connection")
+            except ApiError as e:
+                response = web.json_response(e.status(), status=e.code)
+            except Exception:  # noqa: BLE001 - a bug in this server must not look like a network error
+                text = traceback.format_exc()
+                with self._lock:
+                    self.errors.append(text)
+                response = web.json_response(internal_error(text.strip().splitlines()[-1]).status(), status=500)
+            if not request[_LOGGED_KEY]:
+                self._log_request(request, response.status, started)
+            return response
+        finally:
             with self._lock:
-                self.errors.append(text)
-            response = web.json_response(internal_error(text.strip().splitlines()[-1]).status(), status=500)
-        if not request[_LOGGED_KEY]:
-            self._log_request(request, response.status, started)
-        return response
+                self._inflight -= 1
 
     def _log_request(self, request: web.Request, status: int, started: float) -> None:
         info: _RequestInfo | None = request[_INFO_KEY]
@@ -429,6 +489,7 @@ class ApiServer:
             why = forbidden_reason(user.name, info.verb, info.group, info.rbac_resource, info.namespace)
             raise forbidden(info.qualified, info.group, info.plural, info.name, why)
         self._check_injected(request)
+        await self._injected_delay(request)
 
         if info.group == "subresources.kubevirt.io":
             if info.plural == "virtualmachines" and info.subresource == "restart" and request.method == "PUT":
@@ -447,6 +508,16 @@ class ApiServer:
         if info.subresource == "status" and not resource.status_subresource:
             raise path_not_found()
         return await self._rest(request, info, resource)
+
+    async def _injected_delay(self, request: web.Request) -> None:
+        seconds = 0.0
+        with self._lock:
+            for d in self._delays:
+                if d.times > 0 and d.path in request.path and d.method in (None, request.method):
+                    d.times -= 1
+                    seconds = d.seconds
+                    break
+        await self._pause(seconds)
 
     def _check_injected(self, request: web.Request) -> None:
         with self._lock:
@@ -731,6 +802,7 @@ class ApiServer:
         if offered and not any(p in protocols for p in offered):
             raise bad_request(f"requested protocol(s) are not supported: {offered}; supports {list(protocols)}")
 
+        await self._pause(self.exec_handshake_delay)
         ws = web.WebSocketResponse(protocols=protocols, compress=False, timeout=5.0, autoping=True)
         await ws.prepare(request)
         protocol = ws.ws_protocol or ""
@@ -747,8 +819,7 @@ class ApiServer:
         with self._lock:
             self.exec_log.append(ExecRecord(info.namespace, info.name, container, tuple(argv), user.name,
                                             protocol, result.exit_code, time.time()))
-        if self.exec_delay:
-            await asyncio.sleep(self.exec_delay)
+        await self._pause(self.exec_delay)
 
         out, err = result.stdout.encode(), result.stderr.encode()
         if flags["tty"]:            # a terminal has a single output stream
