@@ -621,7 +621,11 @@ def test_wheel_metadata_and_entry_points(wheel):
     assert {"Programming Language :: Python :: 3.%d" % v for v in (10, 11, 12, 13)} <= set(classifiers)
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
     assert {"Homepage", "Source", "Issues"} <= set(urls)
-    assert any(r.startswith("kubernetes") for r in meta.get_all("Requires-Dist"))
+    requires = meta.get_all("Requires-Dist")
+    assert any(r.startswith("kubernetes") for r in requires)
+    for extra in ("test", "build"):  # packaging/build.py reads pyproject.toml: tomli on 3.10
+        assert any(r.startswith("tomli") and 'python_version < "3.11"' in r and 'extra == "%s"' % extra in r
+                   for r in requires), requires
 
 
 def test_sources_parse_as_the_oldest_supported_python():
