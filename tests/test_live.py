@@ -4,6 +4,7 @@ import copy
 import json
 import os
 import pathlib
+import time
 
 import pytest
 
@@ -256,7 +257,9 @@ def test_dumpxml_prints_the_live_xml(run_plugin, cluster, rendered):
     (["explain", "nope"], "admin", ["nope", "namespace default"]),
     (["explain", "testvm", "-n", "other"], "admin", ["namespace other"]),
     (["explain", "testvm"], "nobody", ["forbidden", "get virtualmachines.kubevirt.io"]),
-    (["dumpxml", "testvm"], "noexec", ["forbidden", "create pods/exec"]),
+    # the server's own Status message, not "HTTP 403" (the handshake error carries it last)
+    (["dumpxml", "testvm"], "noexec", ["forbidden", "create pods/exec",
+                                        'User "noexec" cannot create resource "pods/exec"']),
     (["explain", "Bad_Name"], "admin", ["not a valid"]),
 ])
 def test_errors(run_plugin, cluster, rendered, args, user, needles):
@@ -293,3 +296,73 @@ def test_context_and_namespace_from_kubeconfig(run_plugin, cluster, rendered):
     r = run_plugin("explain", "testvm", "-o", "json", "--kubeconfig", path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["vm"]["namespace"] == "prod"
+
+
+# --- timeouts: --request-timeout bounds REST requests, the exec handshake and the exec ------------
+
+def timed(run_plugin, *args, env):
+    start = time.monotonic()
+    r = run_plugin(*args, env=env, timeout=30)
+    return r, time.monotonic() - start
+
+
+def test_slow_api_answer_times_out_naming_the_request(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["testvm-q35-non-transitional"])
+    cluster.inject_delay("/virtualmachineinstances/testvm", 20, method="GET", times=3)
+    r, took = timed(run_plugin, "explain", "testvm", "--request-timeout", "1", env=cluster.env())
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    assert "did not answer `get virtualmachineinstances.kubevirt.io testvm` in namespace default within 1s" \
+        in r.stderr, r.stderr
+    assert "--request-timeout" in r.stderr and "Traceback" not in r.stderr
+    assert took < 10
+    cluster.release_pauses()
+    # one attempt only: a retry would double the wall time of every timeout
+    assert len(cluster.request_log(path_prefix="/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances")) == 1
+
+
+def test_exec_handshake_that_hangs_times_out(run_plugin, cluster, rendered):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
+    cluster.exec_handshake_delay = 20
+    r, took = timed(run_plugin, "explain", "testvm", "--request-timeout", "1", env=cluster.env())
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    assert "did not complete the exec WebSocket handshake (create pods/exec for pod %s in namespace default) " \
+           "within 1s" % stack.pod["metadata"]["name"] in r.stderr, r.stderr
+    assert took < 10
+
+
+@pytest.mark.parametrize("command", ["explain", "dumpxml"])
+def test_exec_that_hangs_times_out(run_plugin, cluster, rendered, command):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
+    cluster.exec_delay = 20
+    r, took = timed(run_plugin, command, "testvm", "--request-timeout", "1.5", env=cluster.env())
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    assert "`virsh -c %s dumpxml default_testvm` in pod %s (container compute) did not finish within 1.5s" % (
+        NONROOT_URI, stack.pod["metadata"]["name"]) in r.stderr, r.stderr
+    assert took < 10
+    assert len(cluster.exec_log) == 1   # a timeout is not retried with the other URI
+
+
+def test_handshake_body_is_the_status_after_the_last_separator():
+    from kubectl_virtio.cluster import _handshake_body
+
+    status = '{"kind":"Status","message":"pods \\"p\\" is forbidden: User \\"u\\" cannot create"}'
+    headers = "{'content-type': 'application/json', 'x-id': '1'}"
+    # websocket-client >= 1.8 decodes the body; older releases print a bytes literal
+    assert json.loads(_handshake_body("Handshake status 403 Forbidden -+-+- %s -+-+- %s" % (headers, status)))[
+        "message"].startswith('pods "p" is forbidden')
+    old = _handshake_body("Handshake status 403 Forbidden -+-+- %s -+-+- %r" % (headers, status.encode()))
+    assert json.loads(old)["message"].startswith('pods "p" is forbidden')
+    assert _handshake_body("Handshake status 500 Internal Server Error -+-+- %s -+-+- None" % headers) == ""
+
+
+def test_rare_auth_path_modules_are_not_imported(run_plugin, cluster, rendered):
+    """bench/explain: `kubernetes` imports requests, requests_oauthlib, oauthlib.oauth2 and
+    dateutil.parser at module level for OIDC refresh and typed models only; the plugin defers
+    them (cluster._import_client) and the live path never needs them."""
+    put_running(cluster, rendered["testvm-q35-non-transitional"])
+    r = run_plugin("explain", "testvm", env=cluster.env(PYTHONPROFILEIMPORTTIME="1"))
+    assert r.returncode == 0, r.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert {"kubernetes.config.kube_config", "kubernetes.stream.ws_client", "websocket"} <= imported
+    assert not imported & {"requests", "requests_oauthlib", "oauthlib.oauth2", "charset_normalizer",
+                           "dateutil.parser"}

@@ -4,13 +4,20 @@ Everything goes through the official client's generic `ApiClient.call_api` with 
 (`_preload_content=False`): KubeVirt objects are custom resources anyway, and skipping the
 typed APIs and model deserialisation is what keeps a live command fast (see bench/explain).
 Pod exec uses the client's own WebSocket stream (v5 and v4 channel protocols).
+
+Timeouts: `--request-timeout` bounds every REST request (urllib3's total timeout, no retry
+that would double it), the exec WebSocket handshake and the exec itself; exec has a default
+(EXEC_TIMEOUT) because `virsh` can hang on a stuck virtqemud.  KUBECTL_VIRTIO_TIMINGS=1
+prints where the time went on stderr at exit (bench/explain reads it).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -20,6 +27,125 @@ KUBEVIRT = ("kubevirt.io", "v1")
 SUBRESOURCES = ("subresources.kubevirt.io", "v1")
 INSTANCETYPE = ("instancetype.kubevirt.io", "v1beta1")
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+EXEC_TIMEOUT = 30.0  # seconds, for the exec when --request-timeout is not given
+
+
+# --- Importing the client -------------------------------------------------------------------
+#
+# `import kubernetes` (37.0.x) runs kubernetes/__init__, which imports kubernetes.config and
+# kubernetes.stream.  Their module-level imports include modules that only rare paths use:
+#   requests_oauthlib.OAuth2Session, oauthlib.oauth2  only in KubeConfigLoader._refresh_oidc
+#                                                     (an OIDC id-token that has expired)
+#   requests.utils.should_bypass_proxies              imported by stream/ws_client.py, unused there
+#   dateutil.parser.parse                             ApiClient's typed date deserialisation
+# Together (requests and charset_normalizer behind them) about a quarter of the import.
+# While kubernetes is imported, these names are bound to stand-ins that import the real
+# module when first used, so OIDC refresh and everything else run the client's own code.
+# importlib.util.LazyLoader alone cannot do this: the import statement reads the module's
+# `__spec__`, which already triggers LazyLoader's load, and `from X import Y` reads Y.
+_DEFERRED = {
+    "requests_oauthlib": ("OAuth2Session",),
+    "oauthlib.oauth2": (),
+    "requests.utils": ("should_bypass_proxies",),
+    "dateutil.parser": ("parse",),
+}
+
+
+class _Deferred(type(sys)):
+    """A module stand-in; any attribute not set on it comes from the real module."""
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):  # import machinery probes (__path__, ...): not a package
+            raise AttributeError(attr)
+        return getattr(_real_module(self.__name__), attr)
+
+
+def _real_module(name: str):
+    import importlib
+
+    if type(sys.modules.get(name)) is _Deferred:
+        del sys.modules[name]
+    return importlib.import_module(name)
+
+
+def _forwarder(module: str, attr: str):
+    def forward(*args, **kwargs):
+        return getattr(_real_module(module), attr)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = attr
+    return forward
+
+
+def _import_client():
+    """Import the client's modules that cluster access uses, deferring the rare-path ones."""
+    if "kubernetes.config" in sys.modules:
+        return
+    import importlib.machinery
+    import importlib.util
+
+    installed = []
+    try:
+        # google-auth's GCP provider imports requests for real at kube_config's import: then
+        # defer nothing (kube_config.py imports google.auth.transport.requests if present).
+        gcp = importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.auth") is not None
+    except (ImportError, ValueError):
+        gcp = True
+    for name, attrs in ({} if gcp else _DEFERRED).items():
+        if name in sys.modules or importlib.util.find_spec(name.partition(".")[0]) is None:
+            continue  # already loaded, or missing: then the client fails exactly as it would
+        stand_in = _Deferred(name)
+        stand_in.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        for attr in attrs:
+            setattr(stand_in, attr, _forwarder(name, attr))
+        sys.modules[name] = stand_in
+        installed.append(name)
+    try:
+        import kubernetes.client  # noqa: F401
+        import kubernetes.config  # noqa: F401
+        import kubernetes.stream.ws_client  # noqa: F401
+    finally:
+        for name in installed:  # later imports of these names get the real modules
+            if type(sys.modules.get(name)) is _Deferred:
+                del sys.modules[name]
+
+
+# --- Where the time goes (KUBECTL_VIRTIO_TIMINGS=1) ------------------------------------------
+
+class _Timings:
+    PHASES = ("import", "config", "api", "exec")
+
+    def __init__(self):
+        self.spans: Dict[str, List[Tuple[float, float]]] = {p: [] for p in self.PHASES}
+        self.lock = threading.Lock()
+
+    def add(self, phase: str, start: float) -> None:
+        with self.lock:
+            self.spans[phase].append((start, time.perf_counter()))
+
+    def report(self) -> None:
+        parts = []
+        for phase in self.PHASES:
+            wall, end = 0.0, None  # wall time covered by the spans (parallel requests overlap)
+            for a, b in sorted(self.spans[phase]):
+                if end is None or a > end:
+                    wall, end = wall + (b - a), b
+                elif b > end:
+                    wall, end = wall + (b - end), b
+            parts.append("%s=%.1fms/%d" % (phase, wall * 1000, len(self.spans[phase])))
+        print("kubectl-virtio timings: " + " ".join(parts), file=sys.stderr)
+
+
+_timings: Optional[_Timings] = None
+if os.environ.get("KUBECTL_VIRTIO_TIMINGS"):
+    import atexit
+
+    _timings = _Timings()
+    atexit.register(_timings.report)
+
+
+def _mark(phase: str, start: float) -> None:
+    if _timings is not None:
+        _timings.add(phase, start)
 
 
 @dataclass
@@ -41,9 +167,17 @@ class Conflict(ClusterError):
     pass
 
 
+class Timeout(ClusterError):
+    pass
+
+
 def _load_client(kubeconfig: Optional[str], context: Optional[str]):
     """ApiClient and default namespace, as kubectl resolves them: --kubeconfig, else
     $KUBECONFIG (a list), else ~/.kube/config, else the in-cluster service account."""
+    start = time.perf_counter()
+    _import_client()
+    _mark("import", start)
+    start = time.perf_counter()
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -56,9 +190,8 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str]):
         if have_file:
             cfg = client.Configuration()
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-            _, active = config.list_kube_config_contexts(config_file=path)
+            contexts, active = config.list_kube_config_contexts(config_file=path)
             if context:
-                contexts, _ = config.list_kube_config_contexts(config_file=path)
                 active = next((c for c in contexts if c.get("name") == context), active)
             namespace = (active or {}).get("context", {}).get("namespace") or "default"
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -78,8 +211,12 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str]):
         raise ClusterError("invalid kubeconfig: %s" % e) from None
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise ClusterError("cannot load kubeconfig %s: %s" % (path, e)) from None
-    cfg.retries = 1  # urllib3 would retry a refused connection three times
-    return client.ApiClient(cfg), namespace
+    # No urllib3 retries: a refused connection fails at once, and a timeout is not silently
+    # doubled (kubectl does not retry either).
+    cfg.retries = 0
+    api = client.ApiClient(cfg)
+    _mark("config", start)
+    return api, namespace
 
 
 class Cluster:
@@ -87,6 +224,7 @@ class Cluster:
         self.api, default_ns = _load_client(kubeconfig, context)
         self.namespace = namespace or default_ns
         self.timeout = request_timeout or None
+        self.exec_timeout = request_timeout or EXEC_TIMEOUT
         self.server = self.api.configuration.host
 
     # -- plumbing -----------------------------------------------------------------------
@@ -98,13 +236,16 @@ class Cluster:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
+        start = time.perf_counter()
         try:
             req = self.api.param_serialize(method, path, query_params=list(query or []), header_params=headers,
                                            body=body, auth_settings=["BearerToken"])
             resp = self.api.call_api(*req, _request_timeout=self.timeout)
             data = resp.read()
         except Exception as e:  # urllib3 and the client's transport errors: refused, TLS, timeout, DNS
-            raise self._transport_error(e) from None
+            raise self._transport_error(e, what) from None
+        finally:
+            _mark("api", start)
         if not 200 <= resp.status < 300:
             raise self._api_error(_Failed(resp.status, data, getattr(resp, "reason", "")), what)
         return json.loads(data) if data else {}
@@ -122,7 +263,7 @@ class Cluster:
             message = message.decode("utf-8", "replace")
         full = "%s.%s" % (resource, group) if group else resource
         if e.status == 0:
-            return self._transport_error(e)
+            return self._transport_error(e, what)
         if e.status == 401:
             return ClusterError("the API server %s rejected the credentials (401 Unauthorized)" % self.server,
                                 "log in again or check the user of the current context in the kubeconfig")
@@ -136,18 +277,20 @@ class Cluster:
             return Conflict(message or "conflict")
         return ClusterError("%s %s %s: %s (HTTP %s)" % (verb, full, name or "", message, e.status))
 
-    def _transport_error(self, e) -> ClusterError:
+    def _transport_error(self, e, what=None, timeout=None) -> ClusterError:
         text = str(getattr(e, "reason", None) or e)
         low = text.lower()
         if "certificate" in low or "ssl" in low or "tls" in low:
-            return ClusterError("TLS verification of %s failed: %s" % (self.server, _short(text)),
-                                "check certificate-authority(-data) of the cluster in the kubeconfig")
+            if "timed out" not in low:
+                return ClusterError("TLS verification of %s failed: %s" % (self.server, _short(text)),
+                                    "check certificate-authority(-data) of the cluster in the kubeconfig")
         if "refused" in low:
             return ClusterError("cannot connect to the API server %s: connection refused" % self.server,
                                 "is the cluster up, and is the current context the right one?")
         if "timed out" in low or "timeout" in low:
-            return ClusterError("the API server %s did not answer within %ss" % (self.server, self.timeout or "?"),
-                                "raise --request-timeout or check the network")
+            return Timeout("the API server %s did not answer %s within %gs" % (
+                self.server, _request_text(what), timeout or self.timeout or 0),
+                "raise --request-timeout, or check the API server and the network")
         return ClusterError("cannot reach the API server %s: %s" % (self.server, _short(text)))
 
     # -- reads --------------------------------------------------------------------------
@@ -199,46 +342,96 @@ class Cluster:
         calls = [c for c in calls if c is not None]
         if len(calls) <= 1:
             return [c() for c in calls]
-        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            futures = [pool.submit(c) for c in calls]
-            return [f.result() for f in futures]
+        results: List[Any] = [None] * len(calls)
+        errors: List[Optional[BaseException]] = [None] * len(calls)
+
+        def run(i):
+            try:
+                results[i] = calls[i]()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                errors[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(calls))]
+        for t in threads:
+            t.start()
+        run(0)
+        for t in threads:
+            t.join()
+        for e in errors:
+            if e is not None:
+                raise e
+        return results
 
     # -- exec ---------------------------------------------------------------------------
-    def exec(self, ns: str, pod: str, container: str, argv: List[str], timeout: float = 60) -> ExecResult:
+    def exec(self, ns: str, pod: str, container: str, argv: List[str], timeout: Optional[float] = None) -> ExecResult:
         """Run argv (never a shell string) in a container over the client's WebSocket (v5 and v4
         channel protocols); stdout, stderr and the exit status are kept apart (the client's
-        default call merges the two streams and drops the status)."""
+        default call merges the two streams and drops the status).  `timeout` (default: the
+        --request-timeout, else EXEC_TIMEOUT) bounds the handshake and the command together."""
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream.ws_client import websocket_call
 
+        timeout = timeout or self.exec_timeout
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
                                                   ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
         what = ("create", "", "pods/exec", ns, pod)
         _, url, headers, _, _ = self.api.param_serialize(
             "GET", "/api/v1/namespaces/{namespace}/pods/{name}/exec", path_params={"namespace": ns, "name": pod},
             query_params=query, header_params={"Accept": "*/*"}, auth_settings=["BearerToken"])
+        start = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        # The client's WebSocket connect takes no timeout (websocket-client then blocks without
+        # one), so the handshake runs in a daemon thread that is abandoned when it overruns.
+        box: Dict[str, Any] = {}
+
+        def handshake():
+            try:
+                box["ws"] = websocket_call(self.api.configuration, "GET", url, headers=headers,
+                                           _preload_content=False)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                box["error"] = e
+
         try:
-            ws = websocket_call(self.api.configuration, "GET", url, headers=headers, _preload_content=False)
-        except ApiException as e:
-            raise self._exec_error(e, what) from None
-        try:
-            ws.run_forever(timeout=timeout)
-            if ws.is_open():
-                raise ClusterError("`%s` in pod %s did not finish within %ss" % (" ".join(argv), pod, timeout))
-            out, err = ws.read_stdout(timeout=0) or "", ws.read_stderr(timeout=0) or ""
-            rc = ws.returncode
+            worker = threading.Thread(target=handshake, name="exec-handshake", daemon=True)
+            worker.start()
+            worker.join(timeout)
+            if worker.is_alive():
+                raise Timeout("the API server %s did not complete the exec WebSocket handshake (create pods/exec "
+                              "for pod %s in namespace %s) within %gs" % (self.server, pod, ns, timeout),
+                              "raise --request-timeout, or check the API server and the kubelet of the pod's node")
+            if "error" in box:
+                e = box["error"]
+                if isinstance(e, ApiException):
+                    raise self._exec_error(e, what, timeout) from None
+                raise e
+            ws = box["ws"]
+            finished = False
+            try:
+                ws.run_forever(timeout=max(0.001, deadline - time.monotonic()))
+                if ws.is_open():
+                    raise Timeout("`%s` in pod %s (container %s) did not finish within %gs"
+                                  % (" ".join(argv), pod, container, timeout),
+                                  "raise --request-timeout, or check the pod: `kubectl describe pod %s -n %s`"
+                                  % (pod, ns))
+                finished = True
+                out, err = ws.read_stdout(timeout=0) or "", ws.read_stderr(timeout=0) or ""
+                rc = ws.returncode
+            finally:
+                # A command that overran: do not wait for the server's close frame either.
+                ws.close(**({} if finished else {"timeout": 0}))
         finally:
-            ws.close()
+            _mark("exec", start)
         return ExecResult(returncode=rc if rc is not None else 0, stdout=out, stderr=err)
 
-    def _exec_error(self, e, what) -> ClusterError:
+    def _exec_error(self, e, what, timeout=None) -> ClusterError:
         # A refused WebSocket handshake arrives as status 0, the HTTP answer in `reason`:
-        # "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{status json}'".
+        # "Handshake status 403 Forbidden -+-+- {headers} -+-+- {status json}" (websocket-client
+        # puts the body last; older releases as a bytes literal b'...').
         text = str(e.reason or "")
         m = re.search(r"Handshake status (\d{3})", text)
         if m:
-            return self._api_error(_Failed(int(m.group(1)), _json_tail(text), "HTTP " + m.group(1)), what)
-        return self._transport_error(e)
+            return self._api_error(_Failed(int(m.group(1)), _handshake_body(text), "HTTP " + m.group(1)), what)
+        return self._transport_error(e, what, timeout)
 
     # -- writes -------------------------------------------------------------------------
     def patch_vm(self, ns: str, name: str, patch: Dict[str, Any], dry_run: bool = False) -> Dict[str, Any]:
@@ -261,9 +454,27 @@ class _Failed:
         self.status, self.body, self.reason = status, body, reason
 
 
-def _json_tail(text: str) -> str:
-    i, j = text.find("{"), text.rfind("}")
-    return text[i:j + 1] if 0 <= i < j else ""
+def _handshake_body(text: str) -> str:
+    """The response body of a refused handshake: the part after the last separator."""
+    body = text.rsplit("-+-+-", 1)[-1].strip() if "-+-+-" in text else ""
+    m = re.fullmatch(r"b(['\"])(.*)\1", body, re.S)
+    if m:
+        import ast
+
+        try:
+            body = ast.literal_eval(body).decode("utf-8", "replace")
+        except (ValueError, SyntaxError, AttributeError):
+            body = m.group(2)
+    return body if body.startswith("{") else ""
+
+
+def _request_text(what) -> str:
+    """`get virtualmachines.kubevirt.io testvm in namespace default`, for messages."""
+    if not what or not what[0]:
+        return "the request"
+    verb, group, resource, ns, name = what
+    text = "`%s %s%s`" % (verb, "%s.%s" % (resource, group) if group else resource, " " + name if name else "")
+    return text + (" in namespace %s" % ns if ns else "")
 
 
 def _short(text: str) -> str:
