@@ -152,9 +152,12 @@ def ensure_build_env(base_python: str, venv: str) -> str:
                 return py
     log("creating the build environment %s" % os.path.relpath(venv, REPO))
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([base_python, "-m", "venv", venv], check=True)
+    if subprocess.run([base_python, "-m", "venv", venv]).returncode != 0:
+        raise SystemExit("build: `%s -m venv` failed (Debian/Ubuntu: apt-get install python3-venv)" % base_python)
     pip = [py, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
-    subprocess.run(pip + ["install"] + reqs, check=True)
+    if subprocess.run(pip + ["install"] + reqs).returncode != 0:
+        raise SystemExit("build: pip could not install %s into %s (offline, or PIP_NO_INDEX set?)"
+                         % (", ".join(r.split(";")[0] for r in reqs), os.path.relpath(venv, REPO)))
     with open(stamp_file, "w") as fh:
         fh.write(stamp + "\n")
     return py
@@ -176,7 +179,8 @@ def freeze(py: str, form: str, workroot: str) -> str:
     cmd.append(ENTRY)
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
-    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+    if subprocess.run(cmd, cwd=REPO, env=env).returncode != 0:
+        raise SystemExit("build: PyInstaller failed (see its messages above)")
     log("PyInstaller %s build took %.0f s" % (form, time.monotonic() - started))
     out = os.path.join(distpath, NAME)
     if form == "onefile":

@@ -590,6 +590,28 @@ def test_release_workflow_builds_linux_on_an_old_glibc(workflow):
     assert "glibc %s or newer" % floor in " ".join(description.split())
 
 
+def test_bench_startup_reports_a_failed_build_in_one_line(tmp_path):
+    """bench/startup without PyInstaller or a package index: one line suggesting --no-archive,
+    not a CalledProcessError traceback."""
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("bench_startup", os.path.join(REPO, "bench", "startup"))
+    bench = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(bench)
+    fake = tmp_path / "build.py"
+    fake.write_text("import sys\nsys.stderr.write('Traceback (most recent call last):\\n  File x\\n"
+                    "build: pip could not install pyinstaller>=6.8 (offline, or PIP_NO_INDEX set?)\\n')\n"
+                    "sys.exit(1)\n")
+    bench.BUILD = str(fake)
+    with pytest.raises(bench.BuildFailed) as failed:
+        bench.build("onedir", str(tmp_path))
+    assert str(failed.value).startswith("build: pip could not install pyinstaller>=6.8")
+    with pytest.raises(SystemExit) as exited:
+        bench.no_archive(failed.value)
+    message = str(exited.value)
+    assert "\n" not in message and "--no-archive" in message and "Traceback" not in message
+
+
 # --- the Python package -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
