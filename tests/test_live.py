@@ -9,6 +9,7 @@ import time
 import pytest
 
 from apiserver import objects
+from apiserver.rbac import READ, Rule
 from apiserver.server import V4_PROTOCOL
 
 NT, T = "virtio-non-transitional", "virtio-transitional"
@@ -298,6 +299,78 @@ def test_context_and_namespace_from_kubeconfig(run_plugin, cluster, rendered):
     assert json.loads(r.stdout)["vm"]["namespace"] == "prod"
 
 
+def economy(cluster, max_requests=5, max_execs=1):
+    log = cluster.request_log()
+    assert sum(1 for r in log if r.is_exec) <= max_execs, [(r.method, r.path) for r in log]
+    assert sum(1 for r in log if not r.is_exec) <= max_requests, [(r.method, r.path) for r in log]
+    return log
+
+
+# --- live migration: newer KubeVirt describes it only in sourceState/targetState ------------------
+
+def test_live_migration_described_by_source_and_target_state(run_plugin, cluster, rendered):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"], node="node01")
+    cluster.put(objects.launcher_pod(stack.vmi, "node02", name="virt-launcher-testvm-target"))
+    cluster.set_domain("default", "virt-launcher-testvm-target", "default_testvm", "<domain/>")
+    cluster.mutate("vmi", "testvm", lambda o: o["status"].update(migrationState={
+        "sourceState": {"pod": stack.pod["metadata"]["name"], "node": "node01"},
+        "targetState": {"pod": "virt-launcher-testvm-target", "node": "node02"}, "completed": False}), "default")
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert cluster.exec_log[-1].pod == stack.pod["metadata"]["name"]
+    warn = [f["message"] for f in doc["findings"] if f["severity"] == "warning" and "migration" in f["message"]]
+    assert warn and "node01 -> node02" in warn[0] and stack.pod["metadata"]["name"] in warn[0]
+
+
+def test_live_migration_warns_even_when_the_source_pod_is_gone(run_plugin, cluster, rendered):
+    put_running(cluster, rendered["testvm-q35-non-transitional"], node="node01")
+    cluster.mutate("vmi", "testvm", lambda o: o["status"].update(migrationState={
+        "sourceState": {"pod": "virt-launcher-testvm-vanished", "node": "node07"},
+        "targetState": {"node": "node02"}}), "default")
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert any(f["severity"] == "warning" and "migration in progress (node07 -> node02)" in f["message"]
+               and "not found" in f["message"] for f in doc["findings"])
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "match"
+
+
+# --- VMI and pod phases without a domain: a prediction, exit 0, no exec -------------------------
+
+@pytest.mark.parametrize("vmi_phase,pod_phase,needle", [
+    ("Scheduling", "Pending", "VMI testvm is Scheduling: no domain yet"),
+    ("Scheduled", "Running", "VMI testvm is Scheduled: no domain yet"),
+    ("Succeeded", "Succeeded", "VMI testvm is Succeeded: its domain is gone"),
+    ("Failed", "Failed", "VMI testvm is Failed: its domain is gone"),
+    ("Running", "Pending", "is Pending: no domain to read yet"),
+])
+def test_transitional_phases_are_predicted(run_plugin, cluster, rendered, vmi_phase, pod_phase, needle):
+    put_running(cluster, rendered["testvm-q35-non-transitional"], vmi_kwargs={"phase": vmi_phase},
+                pod_kwargs={"phase": pod_phase})
+    doc, r = explain_json(run_plugin, cluster, "testvm")
+    assert not cluster.exec_log and not [x for x in cluster.request_log() if x.is_exec]
+    assert any(needle in f["message"] for f in doc["findings"]), doc["findings"]
+    st = statuses(doc)
+    assert st[("disk", "containerdisk")]["status"] == "predicted" and st[("disk", "containerdisk")]["expected"] == NT
+    if vmi_phase in ("Succeeded", "Failed"):
+        assert doc["useVirtioTransitional"]["live"] is None and doc["restartRequired"] is False
+    if vmi_phase != "Running":
+        assert not [x for x in cluster.request_log() if x.resource == "pods"]   # nothing to list
+    r = run_plugin("dumpxml", "testvm", env=cluster.env())
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and "no domain XML" in r.stderr, r.stderr
+    assert not cluster.exec_log
+
+
+# --- virsh's own message --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["explain", "dumpxml"])
+def test_virsh_failure_is_reported_with_its_own_message(run_plugin, cluster, rendered, command):
+    stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
+    cluster.virsh("default", stack.pod["metadata"]["name"]).domains.clear()   # the domain is not there
+    r = run_plugin(command, "testvm", env=cluster.env())
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    assert "error: failed to get domain 'default_testvm'" in r.stderr
+    assert "dumpxml default_testvm" in r.stderr and stack.pod["metadata"]["name"] in r.stderr
+    assert len(cluster.exec_log) == 1   # the connection worked: the other URI is not tried
+
+
 # --- timeouts: --request-timeout bounds REST requests, the exec handshake and the exec ------------
 
 def timed(run_plugin, *args, env):
@@ -353,6 +426,86 @@ def test_handshake_body_is_the_status_after_the_last_separator():
     old = _handshake_body("Handshake status 403 Forbidden -+-+- %s -+-+- %r" % (headers, status.encode()))
     assert json.loads(old)["message"].startswith('pods "p" is forbidden')
     assert _handshake_body("Handshake status 500 Internal Server Error -+-+- %s -+-+- None" % headers) == ""
+
+
+# --- preferences ----------------------------------------------------------------------------------
+
+def template_with_busless_disk():
+    spec = objects.testvm_template_spec()
+    spec["domain"]["devices"]["disks"].append({"name": "datadisk", "disk": {}})   # bus from the preference
+    spec["volumes"].append({"name": "datadisk", "emptyDisk": {"capacity": "1Gi"}})
+    return spec
+
+
+def test_preference_applies_even_when_the_template_sets_the_flag(run_plugin, cluster):
+    """The template's explicit flag wins, but the preference still decides preferredDiskBus."""
+    pref = objects.cluster_preference("linux.virtio", disk_bus="virtio", use_virtio_transitional=False)
+    rev = objects.preference_revision_name("testvm", pref)
+    vm = cluster.put(objects.vm("testvm", run_strategy="Halted", template_spec=template_with_busless_disk(),
+                                use_virtio_transitional=True, preference="linux.virtio", preference_revision=rev))
+    cluster.put(pref, objects.controller_revision(rev, "default", data=pref, owner_vm=vm))
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "vm", "live": None}
+    d = statuses(doc)[("disk", "datadisk")]
+    assert (d["bus"], d["expected"], d["status"]) == ("virtio", T, "predicted"), d
+    assert any(r.resource == "controllerrevisions" for r in economy(cluster))
+
+
+def test_preference_from_the_cluster_preference_object(run_plugin, cluster, rendered):
+    """No revision recorded: the VirtualMachineClusterPreference itself (kind in any case)."""
+    pref = cluster.put(objects.cluster_preference("linux.virtiotransitional", use_virtio_transitional=True))
+    put_running(cluster, rendered["testvm-q35-transitional"],
+                vm_kwargs={"preference": "linux.virtiotransitional",
+                           "preference_kind": "virtualmachineclusterpreference"},
+                vmi_kwargs={"use_virtio_transitional": True})
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "preference", "live": True}
+    assert all(statuses(doc)[k]["status"] == "match" for k in FLAGGED)
+    log = economy(cluster)
+    assert [r.path for r in log if "preferences" in r.path] == [
+        "/apis/instancetype.kubevirt.io/v1beta1/virtualmachineclusterpreferences/" + pref["metadata"]["name"]]
+
+
+def test_namespaced_preference(run_plugin, cluster, rendered):
+    cluster.put(objects.preference("legacy", "prod", use_virtio_transitional=True, interface_model="virtio"),
+                objects.cluster_preference("legacy", use_virtio_transitional=False))   # same name, other scope
+    put_running(cluster, rendered["testvm-q35-transitional"], ns="prod",
+                vm_kwargs={"preference": "legacy", "preference_kind": "VirtualMachinePreference"},
+                vmi_kwargs={"use_virtio_transitional": True})
+    doc, _ = explain_json(run_plugin, cluster, "testvm", "-n", "prod")
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "preference", "live": True}
+    log = economy(cluster)
+    assert [r.path for r in log if "preferences" in r.path] == [
+        "/apis/instancetype.kubevirt.io/v1beta1/namespaces/prod/virtualmachinepreferences/legacy"]
+
+
+def test_preference_forbidden_degrades_with_a_warning(run_plugin, cluster, rendered):
+    cluster.add_user("no-revisions", [Rule(READ, ("kubevirt.io",)), Rule(READ, ("",), ("pods",)),
+                                      Rule(("create", "get"), ("",), ("pods/exec",))])
+    pref = objects.cluster_preference("linux.virtiotransitional", use_virtio_transitional=True)
+    rev = objects.preference_revision_name("testvm", pref)
+    stack = put_running(cluster, rendered["testvm-q35-transitional"],
+                        vm_kwargs={"preference": "linux.virtiotransitional", "preference_revision": rev},
+                        vmi_kwargs={"use_virtio_transitional": True})
+    cluster.put(pref, objects.controller_revision(rev, "default", data=pref, owner_vm=stack.vm))
+    doc, r = explain_json(run_plugin, cluster, "testvm", user="no-revisions")
+    # the running VMI's value (what KubeVirt applied from that preference) is the best guess: no made-up drift
+    assert doc["useVirtioTransitional"] == {"effective": True, "origin": "unknown", "live": True}
+    assert doc["restartRequired"] is False
+    warn = " ".join(f["message"] for f in doc["findings"] if f["severity"] == "warning")
+    assert "ControllerRevision %s" % rev in warn and "get controllerrevisions.apps in namespace default" in warn
+    assert statuses(doc)[("disk", "containerdisk")]["model"] == T     # the live XML is still read
+    economy(cluster)
+
+
+def test_infer_from_volume_without_a_name_lists_nothing(run_plugin, cluster):
+    vm = objects.vm("testvm", run_strategy="Halted")
+    vm["spec"]["preference"] = {"inferFromVolume": "containerdisk"}
+    cluster.put(vm)
+    doc, _ = explain_json(run_plugin, cluster, "testvm")
+    assert not [r for r in cluster.request_log() if "preference" in r.path or r.verb == "list"]
+    assert any("inferred from volume containerdisk" in f["message"] for f in doc["findings"])
+    assert doc["useVirtioTransitional"]["origin"] == "unknown"
 
 
 def test_rare_auth_path_modules_are_not_imported(run_plugin, cluster, rendered):

@@ -15,6 +15,8 @@ from kubectl_virtio.errors import ClusterError, UsageError
 
 NONROOT_URI = "qemu+unix:///session?socket=/var/run/libvirt/virtqemud-sock"
 COMPUTE = "compute"
+RUNNING = "Running"  # the only VMI (and launcher pod) phase with a domain to read
+GONE = ("Succeeded", "Failed")
 VM_WORDS = {"vm", "vms", "virtualmachine", "virtualmachines", "virtualmachine.kubevirt.io",
             "virtualmachines.kubevirt.io"}
 VMI_WORDS = {"vmi", "vmis", "virtualmachineinstance", "virtualmachineinstances",
@@ -56,26 +58,41 @@ def _status(obj) -> Dict[str, Any]:
 
 # --- Finding the launcher pod and the live XML --------------------------------------------
 
+def migration_in_progress(vmi: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """status.migrationState while a live migration runs (present, neither completed nor failed),
+    with the source/target pod and node from the flat fields or, in newer KubeVirt, from
+    sourceState/targetState (kubevirt-facts §4, VirtualMachineInstanceStatus)."""
+    mig = _status(vmi).get("migrationState")
+    if not isinstance(mig, dict) or not mig or mig.get("completed") or mig.get("failed"):
+        return None
+    src = mig.get("sourceState") if isinstance(mig.get("sourceState"), dict) else {}
+    dst = mig.get("targetState") if isinstance(mig.get("targetState"), dict) else {}
+    return {"sourcePod": mig.get("sourcePod") or src.get("pod"), "sourceNode": mig.get("sourceNode") or src.get("node"),
+            "targetPod": mig.get("targetPod") or dst.get("pod"), "targetNode": mig.get("targetNode") or dst.get("node")}
+
+
 def choose_pod(pods: List[Dict[str, Any]], vmi: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], List[E.Finding]]:
     """KubeVirt's choice: the launcher on status.nodeName, running, newest; during a live
     migration the source pod stays authoritative until the migration completes."""
     findings: List[E.Finding] = []
     pods = [p for p in pods if (_meta(p).get("labels") or {}).get("kubevirt.io") == "virt-launcher"]
+    mig = migration_in_progress(vmi)
+    source = None
+    if mig is not None:
+        source = next((p for p in pods if mig["sourcePod"] and _meta(p).get("name") == mig["sourcePod"]), None) or next(
+            (p for p in pods if mig["sourceNode"] and (p.get("spec") or {}).get("nodeName") == mig["sourceNode"]), None)
+        findings.append(E.Finding("warning", "live migration in progress (%s -> %s): %s; a migration does not change "
+                                             "the models" % (
+                                      mig["sourceNode"] or "?", mig["targetNode"] or "?",
+                                      "reading the source pod %s" % _meta(source).get("name") if source is not None
+                                      else "its source pod %s was not found among the launcher pods"
+                                      % (mig["sourcePod"] or "?"))))
+    if source is not None:
+        return source, findings
     if not pods:
         return None, findings
-    st = _status(vmi)
-    mig = st.get("migrationState") or {}
-    if mig and not mig.get("completed") and not mig.get("failed"):
-        source = next((p for p in pods if _meta(p).get("name") == mig.get("sourcePod")), None) or next(
-            (p for p in pods if (p.get("spec") or {}).get("nodeName") == mig.get("sourceNode")), None)
-        if source is not None:
-            findings.append(E.Finding("warning", "live migration in progress (%s -> %s): reading the source pod %s; "
-                                                 "a migration does not change the models" % (
-                                          mig.get("sourceNode") or "?", mig.get("targetNode") or "?",
-                                          _meta(source).get("name"))))
-            return source, findings
     running = [p for p in pods if _status(p).get("phase") == "Running"] or pods
-    node = st.get("nodeName")
+    node = _status(vmi).get("nodeName")
     on_node = [p for p in running if (p.get("spec") or {}).get("nodeName") == node] or running
     on_node.sort(key=lambda p: _meta(p).get("creationTimestamp") or "", reverse=True)
     return on_node[0], findings
@@ -111,24 +128,54 @@ def virsh_dumpxml(cluster, ns: str, pod: str, vmi: Dict[str, Any]) -> str:
 
 # --- explain VM -------------------------------------------------------------------------
 
+def _preference_source(vm) -> Optional[Dict[str, Any]]:
+    """Where the VM's preference (spec.preference) is read from: the revision frozen for the
+    VM (status.preferenceRef.controllerRevisionRef, or spec.preference.revisionName in older
+    KubeVirt), else the (Cluster)Preference it names.  None: the VM has no preference.
+    {"infer": volume}: only `inferFromVolume`, not resolved yet (nothing to GET, and never a LIST)."""
+    spec_ref = ((vm or {}).get("spec") or {}).get("preference")
+    if not isinstance(spec_ref, dict) or not spec_ref:
+        return None
+    status_ref = _status(vm).get("preferenceRef")
+    status_ref = status_ref if isinstance(status_ref, dict) else {}
+    revision = (status_ref.get("controllerRevisionRef") or {}).get("name") or spec_ref.get("revisionName")
+    name = spec_ref.get("name") or status_ref.get("name")
+    kind = spec_ref.get("kind") or status_ref.get("kind") or ""
+    # KubeVirt matches the kind case-insensitively, singular or plural; "" = cluster-scoped
+    # (pkg/instancetype/preference/find/spec.go SpecFinder.Find).
+    k = kind.lower()
+    cluster_scoped = k not in ("virtualmachinepreference", "virtualmachinepreferences")
+    if k not in ("", "virtualmachinepreference", "virtualmachinepreferences", "virtualmachineclusterpreference",
+                 "virtualmachineclusterpreferences"):
+        return {"unknown_kind": kind, "name": name}
+    if not revision and not name:
+        return {"infer": spec_ref.get("inferFromVolume") or "?"}
+    return {"revision": revision, "name": name, "cluster_scoped": cluster_scoped,
+            "kind": "VirtualMachineClusterPreference" if cluster_scoped else "VirtualMachinePreference"}
+
+
 def _preference_call(cluster, ns, vm):
-    """The preference that decides when the template leaves the flag unset: the revision
-    frozen at start (status.preferenceRef.controllerRevisionRef), else the object itself."""
-    if vm is None:
+    """A zero-arg callable fetching the preference that applies to the VM (kubevirt-facts §3:
+    it fills every device preference the template leaves unset, not only the flag), returning
+    (tag, object or None); None when there is nothing to fetch."""
+    src = _preference_source(vm)
+    if not src or "infer" in src or "unknown_kind" in src:
         return None
-    tmpl_flag = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {}).get("domain", {}) \
-        .get("devices", {}).get("useVirtioTransitional")
-    ref = (vm.get("spec") or {}).get("preference")
-    if not isinstance(ref, dict) or isinstance(tmpl_flag, bool):
-        return None
-    rev = ((_status(vm).get("preferenceRef") or {}).get("controllerRevisionRef") or {}).get("name")
-    if rev:
-        return lambda: ("revision", cluster.get_controller_revision(ns, rev))
-    cluster_scoped = (ref.get("kind") or "VirtualMachineClusterPreference") == "VirtualMachineClusterPreference"
-    return lambda: ("object", cluster.get_preference(ns, ref.get("name"), cluster_scoped))
+    if src["revision"]:
+        return lambda: ("revision", cluster.get_controller_revision(ns, src["revision"]))
+    return lambda: ("object", cluster.get_preference(ns, src["name"], src["cluster_scoped"]))
+
+
+def _preference_text(vm) -> str:
+    src = _preference_source(vm) or {}
+    if src.get("revision"):
+        return "ControllerRevision %s" % src["revision"]
+    return "%s %s" % (src.get("kind") or "preference", src.get("name"))
 
 
 def explain(args, version) -> E.Explanation:
+    from kubectl_virtio.cluster import Forbidden
+
     kind, name = parse_ref(args.vm)
     cluster = connect(args)
     ns = cluster.namespace
@@ -141,41 +188,58 @@ def explain(args, version) -> E.Explanation:
         raise ClusterError("no %s %r in namespace %s" % (what, name, ns),
                            "check the name, or pass -n NAMESPACE (`kubectl get vm -A` lists them all)")
     findings: List[E.Finding] = []
-    pods_call = (lambda: ("pods", cluster.list_launcher_pods(ns, _meta(vmi).get("uid")))) if vmi else None
-    results = cluster.parallel(pods_call, _preference_call(cluster, ns, vm))
-    pods, pref_obj = None, None
+    phase = _status(vmi).get("phase") if vmi else None
+    # Only a Running VMI has a domain to read; other phases get the prediction (no pod list).
+    pods_call = (lambda: ("pods", cluster.list_launcher_pods(ns, _meta(vmi).get("uid")))) \
+        if vmi and phase == RUNNING else None
+    pref_call = _preference_call(cluster, ns, vm)
+
+    def guarded_pref():
+        try:
+            return pref_call()
+        except Forbidden as e:  # explain without it, and say which permission is missing
+            return ("forbidden", e)
+
+    results = cluster.parallel(pods_call, guarded_pref if pref_call else None)
+    pods, pref = None, None
     for tag, value in results:
         if tag == "pods":
             pods = value
         else:
-            pref_obj = (tag, value)
+            pref = (tag, value)
 
     vm_spec = S.vm_from_object(vm, "VirtualMachine %s" % name) if vm else S.vm_from_object(vmi, "VMI %s" % name)
-    if pref_obj is not None and pref_obj[1] is not None:
-        try:
-            vm_spec.preference = S.preference_from_object(pref_obj[1])
-        except Exception:  # noqa: BLE001 - a revision of another shape: say so, explain without it
-            findings.append(E.Finding("warning", "could not read the preference %s" % _meta(pref_obj[1]).get("name")))
-    elif pref_obj is not None:
-        findings.append(E.Finding("warning", "the VM's preference %s was not found: origin may be wrong"
-                                  % ((vm.get("spec") or {}).get("preference") or {}).get("name")))
-    running_vmi = S.vm_from_object(vmi, "VMI %s" % name) if vmi else None
+    pref_unknown = _note_preference(vm, vm_spec, pref, findings)
+    gone = phase in GONE
+    running_vmi = S.vm_from_object(vmi, "VMI %s" % name) if vmi and not gone else None
+    if pref_unknown and vm is not None and vm_spec.declared_flag is None and running_vmi is not None:
+        # The VMI spec shows what KubeVirt applied from that preference at start (kubevirt-facts
+        # §3): the best guess for an unchanged frozen revision, rather than a made-up drift.
+        flag = bool(running_vmi.declared_flag)
+        vm_spec.preference = S.Preference(name=(_preference_source(vm) or {}).get("name") or "", kind="",
+                                          spec={"devices": {"preferredUseVirtioTransitional": flag}},
+                                          source="running VMI")
 
     dom = None
     if vmi is None:
         findings.append(E.Finding("info", "VM %s is not running (no VMI): this is the prediction for its next start"
                                   % name))
-    elif _status(vmi).get("phase") not in (None, "Running") and not pods:
-        findings.append(E.Finding("info", "VMI %s is %s: no domain to read yet" % (name, _status(vmi).get("phase"))))
+    elif gone:
+        findings.append(E.Finding("info", "VMI %s is %s: its domain is gone; this is the prediction for the next start"
+                                  % (name, phase)))
+    elif phase != RUNNING:
+        findings.append(E.Finding("info", "VMI %s is %s: no domain yet; this is the prediction" % (name, phase or
+                                                                                                   "without a phase")))
     else:
         pod, pod_findings = choose_pod(pods or [], vmi)
         findings.extend(pod_findings)
         if pod is None:
             findings.append(E.Finding("warning", "no virt-launcher pod found for VMI %s (label kubevirt.io/created-by=%s)"
                                       % (name, _meta(vmi).get("uid"))))
+        elif _status(pod).get("phase") != RUNNING:
+            findings.append(E.Finding("info", "virt-launcher pod %s is %s: no domain to read yet; this is the prediction"
+                                      % (_meta(pod).get("name"), _status(pod).get("phase") or "without a phase")))
         else:
-            from kubectl_virtio.cluster import Forbidden
-
             try:
                 xml = virsh_dumpxml(cluster, ns, _meta(pod)["name"], vmi)
                 dom = D.parse(xml, "the live domain XML of %s" % name)
@@ -187,9 +251,45 @@ def explain(args, version) -> E.Explanation:
     arch = args.arch
     if not arch and dom is None and vmi is not None:
         arch = S.arch_from_go(((vmi.get("spec") or {}).get("architecture")))
-    return E.explain(vm_spec, dom, arch=arch, running_vmi=running_vmi if dom is not None or vmi else None,
-                     version=version, restart_condition=restart_cond, guest_os=args.guest_os,
-                     namespace=ns, name=name, extra_findings=findings, vm_running=vmi is not None)
+    exp = E.explain(vm_spec, dom, arch=arch, running_vmi=running_vmi,
+                    version=version, restart_condition=restart_cond, guest_os=args.guest_os,
+                    namespace=ns, name=name, extra_findings=findings, vm_running=vmi is not None and not gone)
+    if pref_unknown and exp.origin in ("default", "preference"):
+        exp.origin = "unknown"  # the preference that may set it could not be read
+    return exp
+
+
+def _note_preference(vm, vm_spec, pref, findings) -> bool:
+    """Attach the fetched preference to vm_spec; add a finding when it could not be read.
+    Returns True when the preference that may decide the flag is unknown."""
+    src = _preference_source(vm) if vm is not None else None
+    if not src:
+        return False
+    if "infer" in src:
+        findings.append(E.Finding("info", "spec.preference is inferred from volume %s and the VM has no "
+                                          "status.preferenceRef yet: the preference is not known until KubeVirt "
+                                          "resolves it" % src["infer"]))
+        return True
+    if "unknown_kind" in src:
+        findings.append(E.Finding("warning", "spec.preference.kind %r is not a preference kind KubeVirt knows: "
+                                             "the preference is ignored here" % src["unknown_kind"]))
+        return True
+    tag, obj = pref if pref is not None else (None, None)
+    if tag == "forbidden":
+        findings.append(E.Finding("warning", "cannot read the VM's preference (%s): %s; %s. Its device preferences "
+                                             "are left out, and where an unset useVirtioTransitional comes from is "
+                                             "unknown" % (_preference_text(vm), obj.message, obj.hint)))
+        return True
+    if obj is None:
+        findings.append(E.Finding("warning", "the VM's preference (%s) was not found: its device preferences are "
+                                             "left out and the origin may be wrong" % _preference_text(vm)))
+        return True
+    try:
+        vm_spec.preference = S.preference_from_object(obj)
+    except Exception:  # noqa: BLE001 - a revision of another shape: say so, explain without it
+        findings.append(E.Finding("warning", "could not read the preference in %s" % _preference_text(vm)))
+        return True
+    return False
 
 
 # --- dumpxml VM -------------------------------------------------------------------------
@@ -207,9 +307,19 @@ def dumpxml(args) -> int:
                                % (name, name))
         raise ClusterError("no VirtualMachineInstance %r in namespace %s" % (name, ns),
                            "check the name, or pass -n NAMESPACE")
+    phase = _status(vmi).get("phase")
+    if phase != RUNNING:
+        raise ClusterError("VMI %s in namespace %s is %s: there is no domain XML %s" % (
+            name, ns, phase or "without a phase", "any more" if phase in GONE else "yet"),
+            "`kubectl get vmi %s -n %s -w` shows when it runs; `kubectl virtio explain %s` predicts the models"
+            % (name, ns, name))
     pod, findings = choose_pod(cluster.list_launcher_pods(ns, _meta(vmi).get("uid")), vmi)
     if pod is None:
         raise ClusterError("no virt-launcher pod for VMI %s in namespace %s" % (name, ns))
+    if _status(pod).get("phase") != RUNNING:
+        raise ClusterError("virt-launcher pod %s is %s: there is no domain XML yet"
+                           % (_meta(pod).get("name"), _status(pod).get("phase") or "without a phase"),
+                           "`kubectl get pod %s -n %s` shows why" % (_meta(pod).get("name"), ns))
     for f in findings:
         print("%s: %s" % (f.severity, f.message), file=sys.stderr)
     sys.stdout.write(virsh_dumpxml(cluster, ns, _meta(pod)["name"], vmi))
