@@ -612,6 +612,30 @@ def test_bench_startup_reports_a_failed_build_in_one_line(tmp_path):
     assert "\n" not in message and "--no-archive" in message and "Traceback" not in message
 
 
+def _readme_section(title):
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    m = re.search(r"^## %s\n(.*?)(?=^## )" % re.escape(title), text, re.S | re.M)
+    assert m, "README has no section " + title
+    return m.group(1)
+
+
+def test_readme_install_covers_krew_pipx_and_completion(manifest):
+    """Issue 5, "Done when": the README's install section covers krew and pipx."""
+    install = _readme_section("Install (users)")
+    assert "kubectl krew install virtio" in install and "not in krew's central index" in install
+    ver = manifest["spec"]["version"]
+    assert "--manifest=virtio.yaml --archive=%s" % build.archive_name(ver, "linux", "amd64") in install
+    assert "/releases/download/%s/virtio.yaml" % ver in install       # the release asset build.py renders
+    assert "pipx install kubectl-virtio" in install and "pip install kubectl-virtio" in install
+    completion = _readme_section("Shell completion")
+    assert "kubectl virtio completion" in completion
+    assert re.search(r"ln -sf kubectl-virtio \S*/bin/kubectl_complete-virtio", completion)
+    layout = _readme_section("Layout")
+    assert all(d in layout for d in ("packaging/", "krew/", "completion.py"))
+    assert "ratio krew archive / pip-installed" in _readme_section("Benchmarks")
+
+
 # --- the Python package -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
