@@ -329,3 +329,13 @@ def test_plain_virtio_everywhere_points_at_an_older_kubevirt():
     exp = run(vm_with(), dumpxml("virtio"))
     assert "older KubeVirt" in exp.verdict and "--kubevirt-version" in exp.verdict
     assert {d.status for d in flagged(exp).values()} == {"unexpected"}
+
+
+def test_an_unread_preference_makes_the_origin_unknown_and_the_verdict_says_assumed():
+    exp = explain.explain(spec.select([vm_with()]), domain.parse(dumpxml(NT)), preference_unread=True)
+    assert exp.to_dict()["useVirtioTransitional"]["origin"] == "unknown"
+    assert "assumed: the VM's preference could not be read" in exp.verdict
+    # an explicit template value does not depend on any preference
+    exp = explain.explain(spec.select([vm_with({"useVirtioTransitional": False})]), domain.parse(dumpxml(NT)),
+                          preference_unread=True)
+    assert exp.origin == "vm"

@@ -159,6 +159,9 @@ def infer_flag(devices: List[D.Device], arch: str) -> Optional[bool]:
 def flag_text(value: Optional[bool], origin: str, preference: Optional[str] = None) -> str:
     if value is None:
         return "useVirtioTransitional unknown"
+    if origin == "unread-preference":  # shown as origin "unknown" in the JSON model
+        return "useVirtioTransitional = %s (assumed: the VM's preference %scould not be read)" % (
+            str(value).lower(), preference + " " if preference else "")
     if origin == "default":
         return "useVirtioTransitional unset (= false, the default)"
     where = {"vm": "the VM template", "vmi": "the VMI spec", "unknown": "inferred from the live models",
@@ -171,9 +174,12 @@ def flag_text(value: Optional[bool], origin: str, preference: Optional[str] = No
 def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = None, running_vmi=None,
             version=versions.NEWEST, restart_condition: bool = False, guest_os: Optional[str] = None,
             namespace: Optional[str] = None, name: Optional[str] = None,
-            extra_findings: Optional[List[Finding]] = None, vm_running: Optional[bool] = None) -> Explanation:
+            extra_findings: Optional[List[Finding]] = None, vm_running: Optional[bool] = None,
+            preference_unread: bool = False) -> Explanation:
     """vm: the spec that applies at the next start (VMSpec of the VM, or the VMI alone);
-    dom: the live domain; running_vmi: the VMI the domain was built from (live cluster)."""
+    dom: the live domain; running_vmi: the VMI the domain was built from (live cluster);
+    preference_unread: the VM's preference could not be read, so a flag the template leaves
+    unset is a guess (origin "unknown")."""
     findings: List[Finding] = list(extra_findings or [])
     if vm is not None:
         findings.extend(Finding("warning", w) for w in vm.warnings)
@@ -194,6 +200,8 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         live = None
     if vm is not None:
         effective, origin = vm.effective_flag()
+        if preference_unread and origin in ("default", "preference"):
+            origin = "unread-preference"
     else:
         effective, origin = (bool(live), "unknown")
     if not versions.has_flag(version):
@@ -248,7 +256,8 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     dom_ns, dom_name = _split_domain_name(dom.name if dom is not None else None)
     return Explanation(namespace=namespace or (vm.namespace if vm else None) or dom_ns,
                        name=name or (vm.name if vm else dom_name),
-                       arch=arch, machine=_machine(dom, vm), effective=effective, origin=origin, live=live,
+                       arch=arch, machine=_machine(dom, vm), effective=effective,
+                       origin="unknown" if origin == "unread-preference" else origin, live=live,
                        restart_required=restart_required, devices=out, findings=findings, verdict=verdict,
                        kubevirt_version=versions.show(version), guest=guest,
                        partial=bool(dom is not None and dom.partial), domain=dom)

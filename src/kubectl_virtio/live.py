@@ -253,9 +253,8 @@ def explain(args, version) -> E.Explanation:
         arch = S.arch_from_go(((vmi.get("spec") or {}).get("architecture")))
     exp = E.explain(vm_spec, dom, arch=arch, running_vmi=running_vmi,
                     version=version, restart_condition=restart_cond, guest_os=args.guest_os,
-                    namespace=ns, name=name, extra_findings=findings, vm_running=vmi is not None and not gone)
-    if pref_unknown and exp.origin in ("default", "preference"):
-        exp.origin = "unknown"  # the preference that may set it could not be read
+                    namespace=ns, name=name, extra_findings=findings, vm_running=vmi is not None and not gone,
+                    preference_unread=pref_unknown)
     return exp
 
 
