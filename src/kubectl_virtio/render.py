@@ -9,7 +9,6 @@ import os
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from kubectl_virtio import domain as D
 
 OUTPUTS = ("table", "wide", "json", "yaml", "markdown")
 
@@ -118,8 +117,10 @@ def _pci(d) -> str:
 
 # --- PCI tree --------------------------------------------------------------------------
 
-def pci_tree(dom: D.Domain) -> str:
+def pci_tree(dom) -> str:
     """The domain's PCI topology: root complex, root ports, bridges, and who sits where."""
+    from kubectl_virtio import domain as D  # deferred: `table` never draws a tree
+
     controllers = dom.pci_controllers()
     children: Dict[int, List] = {}
     for dev in dom.devices:
@@ -156,7 +157,7 @@ def pci_tree(dom: D.Domain) -> str:
     return "\n".join(lines)
 
 
-def _label(dev: D.Device) -> str:
+def _label(dev) -> str:
     if dev.kind == "controller" and dev.type == "pci":
         return "%s (bus %02x)" % (dev.model, dev.index or 0)
     what = "%s %s" % (dev.kind, dev.name)
