@@ -395,12 +395,7 @@ def test_packaged_live_explain(installed, cluster, tmp_path):
         "echo '{\"apiVersion\": \"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\", "
         "\"status\": {\"token\": \"admin-token\"}}'\n" % (record, install))
     helper.chmod(0o755)
-    doc = yaml.safe_load(open(cluster.kubeconfig_for("admin")))
-    for u in doc["users"]:
-        u["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(helper),
-                              "interactiveMode": "Never"}}
-    kubeconfig = tmp_path / "exec-kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(doc))
+    kubeconfig = cluster.kubeconfig_with_exec_user(str(helper))
 
     def child_env():
         with open(record) as fh:

@@ -63,12 +63,7 @@ def test_exec_credential_plugin(run_plugin, cluster, tmp_path):
     helper.write_text("#!%s\nimport json\nprint(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1', "
                       "'kind': 'ExecCredential', 'status': {'token': 'admin-token'}}))\n" % sys.executable)
     helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
-    doc = yaml.safe_load(open(cluster.kubeconfig_for("admin")))
-    for u in doc["users"]:
-        u["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(helper),
-                              "interactiveMode": "Never"}}
-    path = tmp_path / "exec.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path = cluster.kubeconfig_with_exec_user(str(helper))
     r = run_plugin("explain", "testvm", "-o", "json", "--kubeconfig", str(path), env=cluster.env())
     assert r.returncode == 0, r.stderr
     assert [x.user for x in cluster.request_log()][-1] == "admin"

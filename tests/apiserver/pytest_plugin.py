@@ -68,6 +68,21 @@ class Cluster:
         return self.server.kubeconfig(os.path.join(self.tmp_path, f"kubeconfig-{user}-{self._counter}"),
                                       user=user, namespace=namespace, **kwargs)
 
+    def kubeconfig_with_exec_user(self, command: str, user: str = "admin") -> str:
+        """A kubeconfig whose user logs in through an `exec:` credential plugin (EKS/GKE/OIDC
+        style) running `command`, which must print an ExecCredential with `user`'s token."""
+        import yaml
+
+        doc = yaml.safe_load(open(self.kubeconfig_for(user)))
+        for u in doc["users"]:
+            u["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": command,
+                                  "interactiveMode": "Never"}}
+        self._counter += 1
+        path = os.path.join(self.tmp_path, f"kubeconfig-exec-{self._counter}")
+        with open(path, "w") as fh:
+            yaml.safe_dump(doc, fh)
+        return path
+
     def env(self, user: str = "admin", namespace: str | None = None, **extra: str) -> dict:
         """Environment for a subprocess (the plugin, kubectl): KUBECONFIG for `user`, HOME in tmp."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBECONFIG")}
