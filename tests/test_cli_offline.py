@@ -202,3 +202,8 @@ def test_markdown_header_is_clean(run_plugin, files):
     vm, xml = files("vm.yaml", TESTVM), files("d.xml", dumpxml(NT))
     out = run_plugin("explain", "-f", vm, "--dumpxml", xml, "-o", "markdown").stdout
     assert out.startswith("- VM: default/testvm\n- Arch: amd64; Machine: q35; KubeVirt rules: ")
+
+
+def test_pci_without_a_domain_says_why_there_is_no_tree(run_plugin, files):
+    r = run_plugin("explain", "-f", files("vm.yaml", TESTVM), "--pci")
+    assert r.returncode == 0 and "PCI topology: none to draw without a domain XML" in r.stdout

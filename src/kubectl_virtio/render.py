@@ -106,6 +106,10 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
             if not d.added_by_libvirt and d.kind not in _QUIET_KINDS))
     if pci and exp.domain is not None:
         parts.append("PCI topology:\n" + pci_tree(exp.domain))
+    elif pci:
+        # libvirt, not KubeVirt, assigns the slots: without a domain there is no topology to draw
+        parts.append("PCI topology: none to draw without a domain XML (libvirt assigns the slots): pass "
+                     "--dumpxml, or explain a running VM")
     return "\n\n".join(parts)
 
 
