@@ -172,6 +172,8 @@ def test_vmi_origin_and_missing_device_is_drift():
     assert exp.origin == "vmi"
     rng = [d for d in exp.devices if d.kind == "rng"][0]
     assert rng.status == "drift" and rng.model is None
+    warnings = [f.message for f in exp.findings if f.severity == "warning" and not f.verdict]
+    assert any("recreate the VMI" in w for w in warnings) and not any("virtctl restart" in w for w in warnings)
 
 
 def test_contract_keys():
