@@ -12,6 +12,9 @@ below (libvirt-facts §1.2-§1.4, checked there against what guests saw):
 - a virtio input (tablet) and vsock are modern-only whatever the model;
 - plain `virtio` (`virtio-scsi` for the SCSI controller, or no model) is modern-only on a PCIe
   port and transitional on a conventional bus: pci-root, pcie-root (root complex), PCI bridges.
+
+s390x (libvirt_fixtures.S390X_DOMAIN, rendered with qemu-system-s390x) is checked at the end:
+on s390-ccw-virtio every virtio device sits on a ccw address, and its variant is "ccw".
 """
 import os
 from collections import Counter
@@ -20,7 +23,7 @@ import pytest
 from lxml import etree
 
 from kubectl_virtio import domain
-from libvirt_fixtures import libvirt  # noqa: F401  (explicit import: works with or without conftest)
+from libvirt_fixtures import libvirt, libvirt_s390x, render_with_s390x  # noqa: F401  (works with or without conftest)
 
 pytestmark = pytest.mark.libvirt
 
@@ -46,9 +49,9 @@ def _xml(text):
 
 @pytest.fixture(scope="module")
 def rendered(libvirt):  # noqa: F811
-    """{fixture: (input text, dumpxml text)}, all rendered by one virsh process."""
+    """{fixture: (input text, dumpxml text)}, all rendered by one virsh process (s390x's alongside)."""
     texts = [_read(n) for n in FIXTURES]
-    out = libvirt.render_many(texts, [n + ".xml" for n in FIXTURES])
+    out = render_with_s390x(libvirt, texts, [n + ".xml" for n in FIXTURES])
     return {n: (t, o) for n, t, o in zip(FIXTURES, texts, out)}
 
 
@@ -366,6 +369,57 @@ def test_windows_sata_e1000_usb_tablet(rendered):
     assert by_key[("input", "tablet")].bus == "usb" and by_key[("input", "tablet")].variant is None
     assert by_key[("controller", "usb0")].model == "qemu-xhci"
     assert {d.variant for d in dom.devices if d.virtio} == {"modern-only"}
+
+
+# --- s390x: libvirt's own ccw placement ---------------------------------------------------------
+
+def test_s390x_ccw_addresses_and_variant(libvirt_s390x):  # noqa: F811
+    src, root = _xml(libvirt_s390x.input), _xml(libvirt_s390x.output)
+    dom = domain.parse(libvirt_s390x.output)
+    assert (dom.arch, dom.machine_family, dom.virt_type) == ("s390x", "s390-ccw-virtio", "qemu")
+    assert dom.machine == root.xpath("string(os/type/@machine)") and dom.name == "default_testvm"
+    assert root.xpath("string(devices/emulator)").endswith("qemu-system-s390x")
+    # libvirt accepts KubeVirt's plain `virtio` (and `virtio-scsi`) and keeps them as written
+    assert src.xpath("devices/*/@model | devices/*/model/@type") == \
+        ["virtio", "none", "virtio-scsi", "virtio", "virtio", "virtio", "virtio", "virtio"]
+    for el in device_elements(src):
+        [out] = [o for o in device_elements(root) if signature(o) == signature(el)]
+        assert model_of(out) == model_of(el), signature(el)
+    assert root.xpath("string(devices/input[@bus='virtio']/@model)") == ""  # keyboard: no model
+    # ... and puts every virtio device on the channel subsystem, nothing on PCI
+    assert not root.xpath("devices/*/address[@type='pci']")
+    ccw = {signature(el): el.xpath("string(address/@devno)")
+           for el in device_elements(root) if el.find("address[@type='ccw']") is not None}
+    assert len(ccw) == 8 and len(set(ccw.values())) == 8  # 2 disks, NIC, scsi, serial, keyboard, video, balloon
+    src_sigs = {signature(el) for el in device_elements(src)}
+    assert set(ccw) <= src_sigs  # KubeVirt's devices, none that libvirt added
+    checked = 0
+    for el, dev in zip(device_elements(root), dom.devices):
+        assert dev.kind == el.tag and dev.parent_model is None, dev.key
+        if signature(el) in ccw:
+            assert dev.virtio and dev.variant == "ccw", dev.key
+            assert (dev.address.type, dev.address.devno) == ("ccw", ccw[signature(el)]), dev.key
+            checked += 1
+        else:
+            assert not dev.virtio and dev.variant is None, dev.key
+    assert checked == 8
+    by_key = {d.key: d for d in dom.devices}
+    assert by_key[("controller", "pci0")].added_by_libvirt  # zPCI root, libvirt's own
+    assert by_key[("controller", "scsi0")].model == "virtio-scsi"
+
+
+def test_s390x_transitional_models_are_accepted_but_invalid_on_ccw(libvirt, libvirt_s390x):  # noqa: F811
+    # libvirt 9.0 defines them (QEMU refuses virtio-*-ccw-(non-)transitional only at start)
+    text = libvirt_s390x.input.replace('model="virtio">', 'model="virtio-non-transitional">', 1) \
+        .replace('<memballoon model="virtio"', '<memballoon model="virtio-transitional"')
+    out = libvirt.render(text, label="S390X_DOMAIN with (non-)transitional models")
+    root, dom = _xml(out), domain.parse(out)
+    by_key = {d.key: d for d in dom.devices}
+    for key, model in ((("disk", "containerdisk"), "virtio-non-transitional"),
+                       (("memballoon", "memballoon0"), "virtio-transitional")):
+        assert (by_key[key].model, by_key[key].address.type, by_key[key].variant) == (model, "ccw", "invalid-on-ccw")
+    assert root.xpath("string(devices/disk[alias/@name='ua-containerdisk']/address/@type)") == "ccw"
+    assert {d.variant for d in dom.devices if d.virtio} == {"ccw", "invalid-on-ccw"}
 
 
 # --- The shipped example ---------------------------------------------------------------------
