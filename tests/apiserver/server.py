@@ -27,6 +27,7 @@ from . import resources as res
 from . import tables, tls
 from .patch import PatchError, PatchFormatError, json_patch, merge_patch
 from .rbac import Rule, User, default_users, forbidden_reason
+from . import paging
 from .selectors import parse_field_selector, parse_label_selector
 from .status import (ApiError, already_exists, bad_request, conflict, forbidden, internal_error, invalid,
                      method_not_supported, not_found, path_not_found, unauthorized, unprocessable,
@@ -569,21 +570,20 @@ class ApiServer:
             raise path_not_found()
         label_match = parse_label_selector(request.query.get("labelSelector"))
         field_match = parse_field_selector(request.query.get("fieldSelector"), resource.plural)
-        with self.store.lock:
-            items = self.store.list(resource, info.namespace or None)
-            rv = self.store.resource_version()
-        items = [o for o in items
-                 if label_match(o.get("metadata", {}).get("labels") or {}) and field_match(o)]
+        # Paging (limit/continue), etcd key order and compact bodies: see paging.py.
+        def match(o: dict) -> bool:
+            return label_match(o.get("metadata", {}).get("labels") or {}) and field_match(o)
         if tables.wants_table(request.headers.get("Accept", "")):
-            return web.json_response(tables.to_table(resource, items, rv,
-                                                     request.query.get("includeObject", "Metadata")))
-        if not resource.custom:
-            # Built-in lists leave kind/apiVersion out of their items; custom resource lists keep them.
-            for item in items:
-                item.pop("kind", None)
-                item.pop("apiVersion", None)
-        return web.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
-                                  "metadata": {"resourceVersion": rv}, "items": items})
+            filtered = bool(request.query.get("labelSelector") or request.query.get("fieldSelector"))
+            limit = int(request.query.get("limit") or 0) or None
+            items, meta = paging.list_page(self.store, resource, info.namespace or None, match, limit,
+                                           request.query.get("continue"), filtered)
+            table = tables.to_table(resource, copy.deepcopy(items), meta["resourceVersion"],
+                                    request.query.get("includeObject", "Metadata"))
+            table.setdefault("metadata", {}).update({k: v for k, v in meta.items() if k != "resourceVersion"})
+            return web.json_response(table)
+        return web.Response(body=paging.list_body(self.store, resource, info.namespace or None, match, request.query),
+                            content_type="application/json")
 
     def _create(self, body: dict, request: web.Request, info: _RequestInfo, resource: res.Resource) -> web.StreamResponse:
         meta = body.setdefault("metadata", {})
