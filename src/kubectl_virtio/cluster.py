@@ -446,6 +446,43 @@ class Cluster:
                    content_type="application/json",
                    what=("update", "subresources.kubevirt.io", "virtualmachines/restart", ns, name))
 
+    # -- paged LIST (fleet commands) ----------------------------------------------------
+    LIST_KINDS = {"vms": (KUBEVIRT, "virtualmachines"), "vmis": (KUBEVIRT, "virtualmachineinstances"),
+                  "pods": (None, "pods")}
+
+    def iter_list(self, kind: str, ns: Optional[str] = None, selector: Optional[str] = None,
+                  limit: int = 500):
+        """Yield the items of a LIST a page at a time (`limit`/`continue`, as kubectl's
+        --chunk-size), the selector applied by the server.  Only one page is held: each page's
+        JSON is parsed alone and dropped once the caller has moved on.  kind: vms|vmis|pods;
+        ns None = all namespaces.  An expired continue token (410: the list changed too much
+        while it was read) ends with a ClusterError: a list stitched from two snapshots would
+        be wrong, so like kubectl it does not silently start over."""
+        group, plural = self.LIST_KINDS[kind]
+        path = (self._kv_path(ns, plural) if group else
+                "/api/v1" + ("/namespaces/%s" % ns if ns else "") + "/" + plural)
+        what = ("list", group[0] if group else "", plural, ns, None)
+        token = None
+        while True:
+            query = [("limit", str(limit))] if limit else []
+            if selector:
+                query.append(("labelSelector", selector))
+            if token:
+                query.append(("continue", token))
+            try:
+                page = self._call("GET", path, query=query, what=what)
+            except ClusterError as e:
+                if token and "(HTTP 410)" in e.message:
+                    raise ClusterError("the list of %s expired while it was read page by page (it changed too "
+                                       "much meanwhile)" % plural, "run the command again") from None
+                raise
+            items = page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            page = None
+            yield items
+            if not token:
+                return
+
 
 class _Failed:
     """A non-2xx answer, in the shape _api_error reads (status, body, reason)."""
