@@ -156,15 +156,37 @@ def build_parser(prog: Optional[str] = None) -> Parser:
     _add_cluster_flags(st)
     _add_common(st)
 
-    ls = sub.add_parser("list", help="fleet view: flag, guest OS and risk of every VM",
-                        description="One row a VM: running, effective useVirtioTransitional and its origin, guest "
-                                    "OS and whether it has virtio 1.0 drivers, restart pending, risk.",
+    ls = sub.add_parser("list", help="fleet view: flag, guest OS and risks of every VM",
+                        description="One row a VM (and standalone VMI): running, effective useVirtioTransitional "
+                                    "and its origin, KubeVirt release, guest OS and whether it drives virtio 1.0, "
+                                    "restart pending, free hotplug ports, and risks. Lists are read page by page "
+                                    "and rows printed as they are ready. Risks: %s. --check exits 3 when a VM has "
+                                    "a risk at or above --fail-on, 1 on errors, 0 otherwise; accept a known risk "
+                                    "with --ignore NS/NAME or the VM annotation virtio.kubectl.io/accept-risks."
+                                    % ", ".join(_fleet_risks()),
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy\n"
-                               "  {p} list -A --check   # exit 3 when a VM is at risk".format(p=prog))
+                        epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy -o wide\n"
+                               "  {p} list -A --risk no-virtio1-driver --sort risk\n"
+                               "  {p} list -A --live --parallel 16\n"
+                               "  {p} list --from ./must-gather.local.123 -o wide\n"
+                               "  {p} list -A --check --fail-on warning   # CI: exit 3 when a VM is at risk"
+                               .format(p=prog))
     ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
-    ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
-    ls.add_argument("--check", action="store_true", help="exit 3 when a VM is at risk")
+    ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector (applied by the API server)")
+    ls.add_argument("--live", action="store_true",
+                    help="also read the running domain (virsh dumpxml in each launcher pod): models, hotplug ports")
+    ls.add_argument("--parallel", metavar="N", type=int, default=8, help="with --live: execs at a time (default 8)")
+    ls.add_argument("--from", dest="from_dir", metavar="DIR",
+                    help="audit a must-gather or a directory of manifests and dumpxml files (no cluster)")
+    ls.add_argument("--risk", metavar="RISK", action="append", help="only rows with this risk (repeatable)")
+    ls.add_argument("--sort", choices=("name", "namespace", "risk", "guest", "flag"),
+                    help="sort rows (holds them until the end; default: the API server's order, streamed)")
+    ls.add_argument("--no-headers", action="store_true", help="no header line in table output")
+    ls.add_argument("--check", action="store_true", help="exit 3 when a VM has a risk at or above --fail-on")
+    ls.add_argument("--fail-on", metavar="RISK", default="no-virtio1-driver",
+                    help="risk id or severity (error|warning|info) that fails --check (default no-virtio1-driver)")
+    ls.add_argument("--ignore", metavar="NS/NAME", action="append", help="VM whose risks --check accepts (repeatable)")
+    ls.add_argument("--guest-os", metavar="ID", help="assume this guest OS (osinfo short id) for every VM")
     _add_output(ls)
     _add_cluster_flags(ls)
     _add_common(ls)
@@ -298,6 +320,18 @@ def _live(name):
     return run
 
 
+def _fleet_risks():
+    from kubectl_virtio.fleet import RISKS
+
+    return list(RISKS)
+
+
+def _list(args):
+    from kubectl_virtio import fleet_list
+
+    return fleet_list.run(args)
+
+
 def _set_transitional(args):
     from kubectl_virtio import set_transitional
 
@@ -305,7 +339,7 @@ def _set_transitional(args):
 
 
 COMMANDS = {"explain": cmd_explain, "table": cmd_table, "dumpxml": _live("dumpxml"),
-            "set-transitional": _set_transitional, "list": _live("list_vms"), "completion": cmd_completion}
+            "set-transitional": _set_transitional, "list": _list, "completion": cmd_completion}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

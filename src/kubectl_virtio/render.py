@@ -216,3 +216,80 @@ def _both(row, text) -> str:
         return "-"
     a, b = text(false), text(true)
     return a if a == b else "%s | %s" % (a, b)
+
+
+# --- list: the fleet report, streamed -------------------------------------------------------
+
+class FleetPrinter:
+    """Prints fleet rows as they come: JSON and YAML item by item (the summary last), tables in
+    chunks whose column widths come from the first chunk (as kubectl prints a paged list), so
+    nothing waits for the whole fleet and nothing holds it."""
+
+    def __init__(self, fmt: str = "table", no_headers: bool = False, out=None, chunk: int = 64):
+        from kubectl_virtio import fleet
+
+        self.fleet = fleet
+        self.fmt, self.no_headers, self.chunk = fmt, no_headers, chunk
+        self.out = out or sys.stdout
+        self.wide = fmt == "wide"
+        self.headers = fleet.WIDE_HEADERS if self.wide else fleet.HEADERS
+        self.widths: Optional[List[int]] = None
+        self.pending: List[List[str]] = []
+        self.count = 0
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def add(self, row) -> None:
+        if self.fmt == "json":
+            text = json.dumps(row.to_dict(), indent=2)
+            self._write(("{\n  \"kind\": \"VirtioFleetReport\",\n  \"items\": [\n" if self.count == 0 else ",\n")
+                        + "\n".join("    " + line for line in text.splitlines()))
+        elif self.fmt == "yaml":
+            import yaml
+
+            body = yaml.safe_dump([row.to_dict()], sort_keys=False, default_flow_style=False, width=100)
+            self._write(("kind: VirtioFleetReport\nitems:\n" if self.count == 0 else "") + body)
+        else:
+            self.pending.append(self.fleet.cells(row, self.wide))
+            if len(self.pending) >= self.chunk:
+                self._flush_table()
+        self.count += 1
+
+    def _flush_table(self) -> None:
+        if not self.pending:
+            return
+        md = self.fmt == "markdown"
+        if self.widths is None:
+            heads = list(self.headers) if md else [h.upper() for h in self.headers]
+            self.widths = [max(len(h), *(len(r[i]) for r in self.pending)) for i, h in enumerate(heads)]
+            if not self.no_headers:
+                self._write(self._line(heads) + "\n")
+                if md:
+                    self._write("|" + "|".join("-" * (w + 2) for w in self.widths) + "|\n")
+        self._write("".join(self._line(r) + "\n" for r in self.pending))
+        self.pending = []
+
+    def _line(self, cells: List[str]) -> str:
+        cells = [c.replace("|", "\\|") for c in cells] if self.fmt == "markdown" else cells
+        padded = [c.ljust(w) for c, w in zip(cells, self.widths or [])]
+        if self.fmt == "markdown":
+            return "| " + " | ".join(padded) + " |"
+        return "   ".join(padded).rstrip()
+
+    def close(self, summary: Dict[str, Any]) -> None:
+        if self.fmt == "json":
+            head = "{\n  \"kind\": \"VirtioFleetReport\",\n  \"items\": [" if self.count == 0 else "\n  ],"
+            if self.count == 0:
+                head += "],"
+            text = json.dumps(summary, indent=2)
+            self._write(head + "\n  \"summary\": " + "\n".join(
+                ("  " + line if i else line) for i, line in enumerate(text.splitlines())) + "\n}\n")
+        elif self.fmt == "yaml":
+            import yaml
+
+            self._write(("kind: VirtioFleetReport\nitems: []\n" if self.count == 0 else "")
+                        + yaml.safe_dump({"summary": summary}, sort_keys=False, default_flow_style=False))
+        else:
+            self._flush_table()

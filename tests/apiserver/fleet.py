@@ -79,4 +79,14 @@ def generate(vms: int, running: int, namespaces: int = 20,
 def load(server, vms: int, running: int, namespaces: int = 20,
          variants: tuple[Variant, ...] = DEFAULT_VARIANTS) -> int:
     """Store a generated fleet in `server` (an ApiServer); returns the number of objects."""
-    return bulk_put(server.store, generate(vms, running, namespaces, variants))
+    pods: list[dict] = []
+
+    def keep_pods(objs):
+        for o in objs:
+            if o["kind"] == "Pod":
+                pods.append(o)
+            yield o
+    n = bulk_put(server.store, keep_pods(generate(vms, running, namespaces, variants)))
+    for pod in pods:  # the simulated virsh of each launcher pod knows its domain, as ApiServer.put does
+        server._default_virsh(pod)  # noqa: SLF001 - same package
+    return n

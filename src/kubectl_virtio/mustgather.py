@@ -1,0 +1,210 @@
+"""`list --from DIR`: fleet rows from a KubeVirt must-gather, or any directory of manifests and
+`virsh dumpxml` files.  Pure with respect to the cluster: reads only files under DIR.
+
+Layout written by kubevirt/must-gather (collection-scripts, see docs/fleet.md):
+  namespaces/<ns>/kubevirt.io/virtualmachines/<type>/<vm>.yaml        (cmd/vmConvertor)
+  namespaces/<ns>/kubevirt.io/virtualmachineinstances/<vmi>.yaml      (oc adm inspect)
+  namespaces/<ns>/pods/<pod>/<pod>.yaml                               (oc adm inspect)
+  namespaces/<ns>/vms/<vm>/<pod>.dumpxml.xml                          (gather_vms_details)
+  cluster-scoped-resources/instancetype.kubevirt.io/virtualmachineclusterpreferences/<name>.yaml
+  namespaces/<ns>/instancetype.kubevirt.io/virtualmachinepreferences/<name>.yaml
+Any other directory works too: every *.yaml/*.yml/*.json file is searched for VMs, VMIs,
+launcher pods and preferences (multi-document and List files included), every *.xml for
+domains (a domain named <ns>_<vm> belongs to that VM, KubeVirt's naming).
+
+Bounded: symlinks are not followed, at most MAX_FILES files are looked at, YAML/JSON files
+over spec.MAX_MANIFEST_BYTES and XML over domain.MAX_BYTES are skipped with a warning, YAML is
+read with the project's safe loader, XML with domain.parse (no DTD, no entities).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from kubectl_virtio import fleet as F
+from kubectl_virtio.errors import InputError, VirtioError
+
+MAX_FILES = 200_000
+MAX_DEPTH = 16
+_KIND_RE = re.compile(r'^\s*"?kind"?\s*:\s*"?(VirtualMachine|VirtualMachineInstance|VirtualMachineClusterPreference|'
+                      r'VirtualMachinePreference|Pod|List|VirtualMachineList|VirtualMachineInstanceList|PodList)"?\s*,?\s*$',
+                      re.M)
+_DOMAIN_NAME_RE = re.compile(rb"<name>([^<]{1,300})</name>")
+
+Key = Tuple[str, str]
+
+
+class Index:
+    """What the directory holds, by (namespace, name)."""
+
+    def __init__(self) -> None:
+        self.vms: Dict[Key, Dict[str, Any]] = {}
+        self.vmis: Dict[Key, Dict[str, Any]] = {}
+        self.pods: Dict[str, List[Dict[str, Any]]] = {}   # VMI uid -> launcher pods
+        self.prefs: Dict[Tuple[bool, str, str], Dict[str, Any]] = {}
+        self.domains: Dict[Key, str] = {}                   # (ns, vm) -> dumpxml path
+        self.warnings: List[str] = []
+        self.files = 0
+
+
+def _walk(root: str) -> Iterator[str]:
+    """Files under root, symlinks not followed, depth-bounded, sorted for a stable order."""
+    base_depth = root.rstrip(os.sep).count(os.sep)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if dirpath.count(os.sep) - base_depth >= MAX_DEPTH:
+            dirnames[:] = []
+        dirnames.sort()
+        for f in sorted(filenames):
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                yield p
+
+
+def _read(path: str, limit: int) -> Optional[bytes]:
+    try:
+        if os.path.getsize(path) > limit:
+            return None
+        with open(path, "rb") as fh:
+            return fh.read(limit + 1)
+    except OSError:
+        return None
+
+
+def scan(root: str) -> Index:
+    from kubectl_virtio import domain as D
+    from kubectl_virtio import spec as S
+
+    if not os.path.isdir(root):
+        raise InputError("--from %s: not a directory" % root,
+                         "pass the must-gather directory (or a folder of manifests and dumpxml files)")
+    idx = Index()
+    for path in _walk(root):
+        idx.files += 1
+        if idx.files > MAX_FILES:
+            idx.warnings.append("stopped after %d files" % MAX_FILES)
+            break
+        low = path.lower()
+        rel = os.path.relpath(path, root)
+        if low.endswith(".xml"):
+            if not (low.endswith(".dumpxml.xml") or "/vms/" not in rel.replace(os.sep, "/")):
+                continue  # capabilities/domcapabilities of gather_vms_details
+            data = _read(path, D.MAX_BYTES)
+            if data is None:
+                idx.warnings.append("%s skipped: larger than %d bytes" % (rel, D.MAX_BYTES))
+                continue
+            if not re.search(rb"<domain[\s>]", data[:4096]):
+                continue
+            key = _domain_key(rel, data)
+            if key:
+                idx.domains.setdefault(key, path)
+            continue
+        if not low.endswith((".yaml", ".yml", ".json")):
+            continue
+        data = _read(path, S.MAX_MANIFEST_BYTES)
+        if data is None:
+            if os.path.getsize(path) > S.MAX_MANIFEST_BYTES and b"kubevirt" in (_head(path) or b""):
+                idx.warnings.append("%s skipped: larger than %d bytes" % (rel, S.MAX_MANIFEST_BYTES))
+            continue
+        text = data.decode("utf-8", "replace")
+        if not _KIND_RE.search(text) or ("kubevirt" not in text):
+            continue
+        try:
+            docs = S.load_documents(text, rel)
+        except InputError as e:
+            idx.warnings.append(e.message)
+            continue
+        for d in docs:
+            _add(idx, d)
+    return idx
+
+
+def _head(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4096)
+    except OSError:
+        return None
+
+
+def _domain_key(rel: str, data: bytes) -> Optional[Key]:
+    parts = rel.replace(os.sep, "/").split("/")
+    # namespaces/<ns>/vms/<vm>/<pod>.dumpxml.xml
+    if len(parts) >= 5 and parts[-5] == "namespaces" and parts[-3] == "vms":
+        return parts[-4], parts[-2]
+    m = _DOMAIN_NAME_RE.search(data)
+    if m:
+        name = m.group(1).decode("utf-8", "replace").strip()
+        ns, sep, vm = name.partition("_")
+        if sep:
+            return ns, vm
+    return None
+
+
+def _add(idx: Index, obj: Dict[str, Any]) -> None:
+    kind = obj.get("kind")
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    if not key[1]:
+        return
+    if kind == "VirtualMachine":
+        idx.vms[key] = obj
+    elif kind == "VirtualMachineInstance":
+        idx.vmis[key] = obj
+    elif kind == "Pod" and (meta.get("labels") or {}).get("kubevirt.io") == "virt-launcher":
+        uid = (meta.get("labels") or {}).get("kubevirt.io/created-by")
+        if uid:
+            idx.pods.setdefault(str(uid), []).append(obj)
+    elif kind == "VirtualMachineClusterPreference":
+        idx.prefs[(True, "", key[1])] = obj
+    elif kind == "VirtualMachinePreference":
+        idx.prefs[(False, key[0], key[1])] = obj
+
+
+def _preference(idx: Index, vm: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    ref = (vm.get("spec") or {}).get("preference")
+    if not isinstance(ref, dict) or not ref.get("name"):
+        return None, None
+    kind = str(ref.get("kind") or "").lower()
+    cluster_scoped = kind not in ("virtualmachinepreference", "virtualmachinepreferences")
+    ns = "" if cluster_scoped else str((vm.get("metadata") or {}).get("namespace") or "")
+    obj = idx.prefs.get((cluster_scoped, ns, ref["name"]))
+    return obj, None if obj is not None else "preference %s is not in the directory" % ref["name"]
+
+
+def inputs(root: str, namespace: Optional[str] = None,
+           guest_os: Optional[str] = None) -> Iterator[Tuple[F.FleetInput, None]]:
+    """(input, None) for every VM and standalone VMI found, sorted by namespace/name."""
+    from kubectl_virtio import domain as D
+
+    idx = scan(root)
+    for w in idx.warnings[:20]:
+        print("warning: %s" % w, file=sys.stderr)
+    keys = sorted(set(idx.vms) | {k for k, v in idx.vmis.items() if k not in idx.vms}
+                  | {k for k in idx.domains if k not in idx.vms and k not in idx.vmis},
+                  key=lambda k: "%s/%s" % k)
+    for key in keys:
+        if namespace and key[0] != namespace:
+            continue
+        vm, vmi = idx.vms.get(key), idx.vmis.get(key)
+        if vm is None and vmi is None:
+            inp = F.FleetInput(key[0], key[1], kind="Domain", running=True)
+        else:
+            pref, err = _preference(idx, vm) if vm is not None else (None, None)
+            pods = idx.pods.get(str(((vmi or {}).get("metadata") or {}).get("uid") or ""), [])
+            try:
+                inp = F.input_from_objects(vm, vmi, preference=pref, preference_error=err,
+                                           pod=pods[0] if pods else None, guest_os=guest_os)
+            except VirtioError as e:
+                inp = F.FleetInput(key[0], key[1], error=e.message)
+        path = idx.domains.get(key)
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    dom = D.parse(fh.read(D.MAX_BYTES + 1), os.path.relpath(path, root))
+                F.apply_domain(inp, dom, vm, vmi)
+                inp.running = True
+            except VirtioError as e:
+                inp.error = e.message
+        yield inp, None
