@@ -11,12 +11,12 @@ def test_list_and_check(run_plugin, cluster):
     cluster.put(objects.vm("modern", "prod", annotations={"vm.kubevirt.io/os": "fedora38"}, run_strategy="Halted"))
     r = run_plugin("list", "-A", "-o", "json", env=cluster.env())
     assert r.returncode == 0, r.stderr
-    items = {i["name"]: i for i in json.loads(r.stdout)["items"]}
+    items = {i["vm"]["name"]: i for i in json.loads(r.stdout)["items"]}
     assert set(items) == {"old", "fixed", "modern"}
-    assert items["old"]["running"] is True and items["old"]["risk"].startswith("HIGH")
-    assert items["old"]["guestOS"]["id"] == "centos6.10" and items["old"]["guestOS"]["virtio1"] is False
-    assert items["fixed"]["useVirtioTransitional"]["effective"] is True and items["fixed"]["risk"] == "-"
-    assert items["modern"]["guestOS"]["virtio1"] is True
+    assert items["old"]["running"] is True and [x["id"] for x in items["old"]["risks"]] == ["no-virtio1-driver"]
+    assert items["old"]["guest"]["id"] == "centos6.10" and items["old"]["guest"]["virtio1"] is False
+    assert items["fixed"]["useVirtioTransitional"]["effective"] is True and items["fixed"]["risks"] == []
+    assert items["modern"]["guest"]["virtio1"] is True
     r = run_plugin("list", env=cluster.env())  # the context's namespace only
     assert "old" in r.stdout and "modern" not in r.stdout and r.stdout.startswith("NAMESPACE")
     assert run_plugin("list", "-A", "--check", env=cluster.env()).returncode == 3

@@ -1,0 +1,158 @@
+"""fleet.py: risks and their reasons, hotplug ports, --check ranks, ignores, sorting (pure)."""
+import pytest
+
+from kubectl_virtio import domain as D
+from kubectl_virtio import fleet as F
+
+CENTOS6 = {"id": "centos6.10", "source": "label", "virtio1": False, "evidence": "kernel 2.6.32"}
+RHEL9 = {"id": "rhel9.4", "source": "label", "virtio1": True, "evidence": "since RHEL 7.2"}
+WIN = {"id": "win2k22", "source": "label", "virtio1": None, "evidence": "virtio-win drivers decide"}
+
+
+def ids(row):
+    return [r.id for r in row.risks]
+
+
+def test_no_virtio1_driver_at_next_start_and_while_running():
+    stopped = F.evaluate(F.FleetInput("ns", "old", effective=False, origin="default", guest=CENTOS6))
+    assert ids(stopped) == ["no-virtio1-driver"]
+    msg = stopped.risks[0].message
+    assert "centos6.10" in msg and "next start" in msg and "set-transitional old -n ns" in msg
+    # flag already set but the domain still runs modern devices: restart, not set-transitional
+    pending = F.evaluate(F.FleetInput("ns", "old", running=True, effective=True, origin="vm", live=False,
+                                      restart_required=True, guest=CENTOS6))
+    assert ids(pending) == ["no-virtio1-driver", "restart-pending"]
+    assert "restart" in pending.risks[0].message and "set-transitional" not in pending.risks[0].message
+    fixed = F.evaluate(F.FleetInput("ns", "old", running=True, effective=True, origin="vm", live=True,
+                                    guest=CENTOS6))
+    assert ids(fixed) == []
+
+
+def test_needless_transitional_and_unknown_guest():
+    row = F.evaluate(F.FleetInput("ns", "db", effective=True, origin="vm", guest=RHEL9))
+    assert ids(row) == ["needless-transitional"] and "--off" in row.risks[0].message
+    assert ids(F.evaluate(F.FleetInput("ns", "db", effective=False, guest=RHEL9))) == []
+    row = F.evaluate(F.FleetInput("ns", "w", effective=False, guest=WIN))
+    assert ids(row) == ["unknown-guest"] and "virtio-win" in row.risks[0].message
+    row = F.evaluate(F.FleetInput("ns", "x", effective=False, guest=None))
+    assert ids(row) == ["unknown-guest"] and "vm.kubevirt.io/os" in row.risks[0].message
+
+
+def test_unexpected_model_is_listed_with_the_devices():
+    row = F.evaluate(F.FleetInput("ns", "v", effective=False, guest=RHEL9, live_checked=True,
+                                  unexpected=["disk vda: virtio-transitional"] * 6))
+    assert ids(row) == ["unexpected-model"]
+    assert "disk vda: virtio-transitional" in row.risks[0].message and "(+2)" in row.risks[0].message
+
+
+@pytest.mark.parametrize("kwargs, free, exhausted", [
+    # v1 topology (KubeVirt < 1.6): 4 reserved interface slots minus the interfaces
+    ({"kubevirt_version": "v1.5.2", "interfaces": 1}, 3, False),
+    ({"kubevirt_version": "v1.5.2", "interfaces": 4}, 0, True),
+    ({"kubevirt_version": "v1.5.2", "interfaces": 0}, 0, True),
+    # v1 placeholders follow the flag: transitional ones go to the PCI bridge
+    ({"kubevirt_version": "v1.5.2", "interfaces": 1, "effective": True}, 0, True),
+    # v2/v3 keep at least 3 free at start: not predicted exactly, never exhausted
+    ({"kubevirt_version": "v1.6.0", "interfaces": 4}, None, False),
+    ({"topology_version": "v3", "interfaces": 9}, None, False),
+    ({"root_complex": True}, 0, True),
+    # nothing to go by
+    ({"interfaces": 4}, None, False),
+    # not q35: no PCIe root ports at all
+    ({"kubevirt_version": "v1.5.2", "interfaces": 4, "machine": "pc-i440fx-9.0"}, None, False),
+])
+def test_hotplug_prediction(kwargs, free, exhausted):
+    base = {"effective": False, "guest": RHEL9}
+    base.update(kwargs)
+    row = F.evaluate(F.FleetInput("ns", "v", **base))
+    assert row.hotplug_free == free
+    assert ("hotplug-exhausted" in ids(row)) is exhausted
+
+
+DOMAIN = """<domain type='kvm'><name>ns_v</name><os><type arch='x86_64' machine='pc-q35-rhel9.6.0'>hvm</type></os>
+<devices>
+<controller type='pci' index='0' model='pcie-root'/>
+<controller type='pci' index='1' model='pcie-root-port'><address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/></controller>
+<controller type='pci' index='2' model='pcie-root-port'><address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x1'/></controller>
+<controller type='pci' index='3' model='pcie-root-port'><address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x2'/></controller>
+<disk type='file' device='disk' model='virtio-non-transitional'><target dev='vda' bus='virtio'/><alias name='ua-disk0'/><address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></disk>
+<interface type='ethernet'><model type='virtio-non-transitional'/><alias name='ua-default'/><address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/></interface>
+%s
+</devices></domain>"""
+BALLOON_ON_3 = ("<memballoon model='virtio-non-transitional'><alias name='balloon0'/>"
+                "<address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></memballoon>")
+
+
+def test_free_root_ports_counted_in_the_live_domain():
+    assert F.free_root_ports(D.parse(DOMAIN % "")) == 1
+    full = D.parse(DOMAIN % BALLOON_ON_3)
+    assert F.free_root_ports(full) == 0
+    inp = F.FleetInput("ns", "v", running=True, effective=False, live=False, guest=RHEL9, kubevirt_version="v1.9.0")
+    F.apply_domain(inp, full)
+    row = F.evaluate(inp)
+    assert row.hotplug_free == 0 and row.hotplug_source == "live" and "hotplug-exhausted" in ids(row)
+    # an XML without libvirt's controllers cannot be counted
+    assert F.free_root_ports(D.parse("<domain><devices><disk type='file'><target dev='vda' bus='virtio'/></disk>"
+                                     "</devices></domain>")) is None
+
+
+def test_accept_annotation_and_ignore_keep_the_row_but_not_the_failure():
+    fail = F.parse_fail_on("no-virtio1-driver")
+    inp = F.FleetInput("ns", "old", effective=False, guest=CENTOS6,
+                       annotations={F.ACCEPT_ANNOTATION: "no-virtio1-driver, bogus"})
+    row = F.evaluate(inp)
+    assert ids(row) == ["no-virtio1-driver"] and row.risks[0].accepted and not row.open_risks
+    assert not F.check_failed(row, fail)
+    assert row.to_dict()["risks"][0]["accepted"] is True
+    plain = F.FleetInput("ns", "old", effective=False, guest=CENTOS6)
+    assert F.check_failed(F.evaluate(plain), fail)
+    ignored = F.evaluate(plain, ignore=["ns/old"])
+    assert ignored.ignored and not F.check_failed(ignored, fail) and ids(ignored) == ["no-virtio1-driver"]
+    star = F.evaluate(F.FleetInput("ns", "db", effective=True, guest=RHEL9, annotations={F.ACCEPT_ANNOTATION: "*"}))
+    assert star.risks and all(r.accepted for r in star.risks)
+
+
+def test_fail_on_ranks_and_severities():
+    restart = F.evaluate(F.FleetInput("ns", "r", effective=False, guest=RHEL9, restart_required=True))
+    assert not F.check_failed(restart, F.parse_fail_on("no-virtio1-driver"))
+    assert F.check_failed(restart, F.parse_fail_on("restart-pending"))
+    assert F.check_failed(restart, F.parse_fail_on("warning"))
+    assert not F.check_failed(restart, F.parse_fail_on("hotplug-exhausted"))
+    assert F.parse_fail_on("info") < F.parse_fail_on("warning") < F.parse_fail_on("error")
+    with pytest.raises(ValueError):
+        F.parse_fail_on("sometimes")
+
+
+def test_sorting_filtering_and_summary():
+    rows = [F.evaluate(F.FleetInput("b", "z", effective=False, guest=RHEL9)),
+            F.evaluate(F.FleetInput("a", "y", effective=False, guest=CENTOS6)),
+            F.evaluate(F.FleetInput("c", "x", effective=True, guest=RHEL9))]
+    assert [r.input.name for r in sorted(rows, key=F.sort_key("risk"))] == ["y", "x", "z"]
+    assert [r.input.name for r in sorted(rows, key=F.sort_key("name"))] == ["x", "y", "z"]
+    assert [r.input.namespace for r in sorted(rows, key=F.sort_key("namespace"))] == ["a", "b", "c"]
+    assert [r.input.name for r in rows if F.wanted(r, ["needless-transitional"])] == ["x"]
+    s = F.Summary(F.parse_fail_on("no-virtio1-driver"))
+    for r in rows:
+        s.add(r)
+    assert s.to_dict() == {"vms": 3, "atRisk": 2, "byRisk": {"no-virtio1-driver": 1, "needless-transitional": 1},
+                           "errors": 0}
+    assert s.failed == 1
+
+
+def test_input_from_objects_reads_flag_origin_restart_and_release():
+    from apiserver import objects
+
+    vm = objects.vm("db", "prod", preference="centos.6", labels={"vm.kubevirt.io/os": "centos6.10"})
+    vmi = objects.vmi("db", "prod", owner_vm=vm, use_virtio_transitional=True)
+    pref = objects.cluster_preference("centos.6", use_virtio_transitional=True)
+    inp = F.input_from_objects(vm, vmi, preference=pref)
+    assert (inp.effective, inp.origin, inp.live, inp.restart_required) == (True, "preference", True, False)
+    assert inp.kubevirt_version == "v1.9.0" and inp.guest["id"] == "centos6.10"
+    # without the preference the origin is not guessed
+    inp = F.input_from_objects(vm, vmi, preference_error="cannot read preference centos.6: forbidden")
+    assert inp.effective is None and inp.origin == "unknown" and "forbidden" in inp.error
+    # a running VM whose spec now differs from its domain: restart pending, and why
+    vm2 = objects.vm("web", "prod", use_virtio_transitional=False)
+    inp = F.input_from_objects(vm2, objects.vmi("web", "prod", owner_vm=vm2, use_virtio_transitional=True))
+    assert inp.restart_required and "restart" in inp.restart_reason
+    assert F.image_tag("quay.io/kubevirt/virt-launcher@sha256:abc") is None

@@ -1,0 +1,171 @@
+"""`kubectl virtio list` against the test API server: paging, selectors, risks, --check,
+--live (partial failures, Ctrl-C), and the request count.  Runs the installed plugin."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from apiserver import VirshConfig, fleet, objects
+
+from test_fleet import BALLOON_ON_3, DOMAIN
+
+
+def _json(r):
+    assert r.returncode in (0, 3), r.stderr
+    doc = json.loads(r.stdout)
+    return doc, {"%s/%s" % (i["vm"]["namespace"], i["vm"]["name"]): i for i in doc["items"]}
+
+
+def _risks(item):
+    return [r["id"] for r in item["risks"]]
+
+
+def test_pages_are_joined_without_a_get_per_vm(run_plugin, cluster):
+    fleet.load(cluster.server, vms=1203, running=700, namespaces=3)
+    r = run_plugin("list", "-A", "-o", "json", env=cluster.env())
+    doc, items = _json(r)
+    assert len(items) == 1203 and doc["summary"]["vms"] == 1203
+    assert sum(1 for i in items.values() if i["running"]) == 700
+    # every running VM got its own VMI (the join is by namespace/name, page by page)
+    assert all(i["useVirtioTransitional"]["live"] is not None for i in items.values() if i["running"])
+    vm_lists = cluster.request_log(path_prefix="/apis/kubevirt.io/v1/virtualmachines")
+    vmi_lists = cluster.request_log(path_prefix="/apis/kubevirt.io/v1/virtualmachineinstances")
+    assert len(vm_lists) == 3 and len(vmi_lists) == 2
+    assert all("limit=500" in rec.query for rec in vm_lists + vmi_lists)
+    assert cluster.api_request_count() == 5  # no GET per VM, no pod LIST without --live
+
+
+def test_selector_goes_to_the_server_and_narrows_both_lists(run_plugin, cluster):
+    fleet.load(cluster.server, vms=50, running=50, namespaces=2)
+    r = run_plugin("list", "-A", "-l", "app=web", "-o", "json", env=cluster.env())
+    _, items = _json(r)
+    assert len(items) == 30 and all(i["guest"]["id"] == "rhel9" for i in items.values())
+    assert all(i["running"] and i["useVirtioTransitional"]["live"] is False for i in items.values())
+    for rec in cluster.request_log(path_prefix="/apis/kubevirt.io/v1/"):
+        assert "labelSelector=app%3Dweb" in rec.query
+    # VMs whose VMI does not carry the VM's labels still show as running (from the VM's status)
+    cluster.reset()
+    vm = objects.vm("lonely", "default", labels={"tier": "x"}, template_labels={})
+    cluster.put(vm, objects.vmi("lonely", "default", owner_vm=vm))
+    _, items = _json(run_plugin("list", "-l", "tier=x", "-o", "json", env=cluster.env()))
+    assert items["default/lonely"]["running"] is True and items["default/lonely"]["useVirtioTransitional"]["live"] is None
+
+
+def test_one_read_per_distinct_preference(run_plugin, cluster):
+    cluster.put(objects.cluster_preference("legacy", use_virtio_transitional=True),
+                objects.preference("modern", "team", use_virtio_transitional=False))
+    for i in range(12):
+        cluster.put(objects.vm("c%d" % i, "team", preference="legacy", run_strategy="Halted",
+                               labels={"vm.kubevirt.io/os": "centos6.10"}))
+    for i in range(5):
+        cluster.put(objects.vm("m%d" % i, "team", preference="modern", preference_kind=objects.PREFERENCE_KIND,
+                               run_strategy="Halted", labels={"vm.kubevirt.io/os": "rhel9"}))
+    r = run_plugin("list", "-n", "team", "-o", "json", "--check", env=cluster.env())
+    doc, items = _json(r)
+    assert r.returncode == 0, r.stdout  # the preference makes the CentOS 6 VMs transitional: not at risk
+    assert items["team/c3"]["useVirtioTransitional"] == {"effective": True, "origin": "preference", "live": None}
+    assert items["team/m1"]["useVirtioTransitional"]["origin"] == "preference"
+    gets = cluster.request_log(path_prefix="/apis/instancetype.kubevirt.io/")
+    assert len(gets) == 2
+
+
+def test_every_risk_check_codes_and_acceptance(run_plugin, cluster):
+    cluster.add_running_vm("old", "prod", vm_kwargs={"labels": {"vm.kubevirt.io/os": "centos6.10"}})
+    cluster.put(objects.vm("waste", "prod", use_virtio_transitional=True, run_strategy="Halted",
+                           labels={"vm.kubevirt.io/os": "rhel9"}))
+    cluster.put(objects.vm("pending", "prod", restart_required=True, run_strategy="Halted",
+                           labels={"vm.kubevirt.io/os": "rhel9"}))
+    cluster.put(objects.vm("mystery", "prod", run_strategy="Halted"))
+    env = cluster.env()
+    doc, items = _json(run_plugin("list", "-A", "-o", "json", env=env))
+    assert _risks(items["prod/old"]) == ["no-virtio1-driver"]
+    assert _risks(items["prod/waste"]) == ["needless-transitional"]
+    assert _risks(items["prod/pending"]) == ["restart-pending"]
+    assert _risks(items["prod/mystery"]) == ["unknown-guest"]
+    assert all(r["message"] and r["severity"] for i in items.values() for r in i["risks"])
+    assert doc["summary"]["byRisk"]["no-virtio1-driver"] == 1
+    assert run_plugin("list", "-A", "--check", env=env).returncode == 3
+    assert run_plugin("list", "-A", "--check", "--ignore", "prod/old", env=env).returncode == 0
+    assert run_plugin("list", "-A", "--check", "--ignore", "prod/old", "--fail-on", "warning",
+                      env=env).returncode == 3  # restart-pending
+    assert run_plugin("list", "-A", "--check", "--ignore", "prod/old", "--fail-on", "info",
+                      env=env).returncode == 3
+    # the VM's owner accepts the risk in an annotation
+    cluster.mutate("vm", "old", lambda o: o["metadata"].setdefault("annotations", {}).update(
+        {"virtio.kubectl.io/accept-risks": "no-virtio1-driver"}), namespace="prod")
+    r = run_plugin("list", "-A", "--check", env=env)
+    assert r.returncode == 0 and "no-virtio1-driver(accepted)" in r.stdout
+    # --risk filters rows; --sort risk puts the worst first; --no-headers for scripts
+    r = run_plugin("list", "-A", "--risk", "needless-transitional", "--no-headers", env=env)
+    assert r.returncode == 0 and r.stdout.split()[:2] == ["prod", "waste"] and "NAMESPACE" not in r.stdout
+    r = run_plugin("list", "-A", "--sort", "risk", "-o", "markdown", env=env)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("| namespace") and "| pending " in lines[2]  # old's risk is accepted now
+    r = run_plugin("list", "-A", "-o", "wide", env=env)
+    assert "REASONS" in r.stdout and "drives virtio 1.0" in r.stdout
+    # usage errors are exit 2 and touch nothing
+    before = cluster.api_request_count()
+    for bad in (["--risk", "nonsense"], ["--fail-on", "sometimes"], ["--ignore", "noslash"], ["--parallel", "0"]):
+        r = run_plugin("list", "-A", *bad, env=env)
+        assert r.returncode == 2 and r.stderr.startswith("error: "), bad
+    assert cluster.api_request_count() == before
+
+
+def test_live_reads_domains_and_keeps_per_vm_errors_in_the_row(run_plugin, cluster):
+    stacks = [cluster.add_running_vm("vm%d" % i, "live", vm_kwargs={"labels": {"vm.kubevirt.io/os": "rhel9"}})
+              for i in range(5)]
+    cluster.set_domain("live", stacks[0].pod["metadata"]["name"], "live_vm0", DOMAIN % BALLOON_ON_3)
+    cluster.set_domain("live", stacks[1].pod["metadata"]["name"], "live_vm1", DOMAIN % "")
+    cluster.set_virsh("live", stacks[2].pod["metadata"]["name"], VirshConfig())  # no domain: virsh fails
+    r = run_plugin("list", "-n", "live", "--live", "--parallel", "3", "-o", "json", env=cluster.env())
+    doc, items = _json(r)
+    assert r.returncode == 0
+    assert items["live/vm0"]["hotplugPortsFree"] == 0 and "hotplug-exhausted" in _risks(items["live/vm0"])
+    assert items["live/vm1"]["hotplugPortsFree"] == 1 and items["live/vm1"]["error"] is None
+    assert "failed to get domain" in items["live/vm2"]["error"]
+    assert items["live/vm3"]["error"] is None and len(items) == 5 and doc["summary"]["errors"] == 1
+    pod_lists = [rec for rec in cluster.request_log() if rec.path == "/api/v1/namespaces/live/pods"]
+    assert len(pod_lists) == 1 and "kubevirt.io%3Dvirt-launcher" in pod_lists[0].query  # one LIST, no GET per pod
+    # --check cannot vouch for a VM it could not read: exit 1 when nothing else fails
+    r = run_plugin("list", "-n", "live", "--live", "--check", env=cluster.env())
+    assert r.returncode == 1 and "with errors" in r.stderr
+    # an unexpected model in the running domain
+    cluster.set_domain("live", stacks[3].pod["metadata"]["name"], "live_vm3",
+                       (DOMAIN % "").replace("virtio-non-transitional", "virtio-transitional"))
+    _, items = _json(run_plugin("list", "-n", "live", "--live", "-o", "json", env=cluster.env()))
+    assert "unexpected-model" in _risks(items["live/vm3"])
+
+
+def test_ctrl_c_prints_what_was_gathered_and_exits_130(plugin_path, cluster):
+    for i in range(6):
+        cluster.add_running_vm("vm%d" % i, "slow", vm_kwargs={"labels": {"vm.kubevirt.io/os": "rhel9"}})
+    cluster.exec_delay = 30
+    env = dict(os.environ, **cluster.env())
+    p = subprocess.Popen([plugin_path, "list", "-n", "slow", "--live", "--parallel", "2", "-o", "json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while len(cluster.request_log(path_prefix="/api/v1/namespaces/slow/pods/")) < 2:
+            assert time.monotonic() < deadline and p.poll() is None, "no exec started"
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        cluster.release_pauses()
+    assert p.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["summary"]["interrupted"] is True and len(doc["items"]) < 6
+    assert "Traceback" not in err and "interrupted" in err
+
+
+def test_standalone_vmis_are_rows_too(run_plugin, cluster):
+    cluster.put(objects.vmi("bare", "default", labels={"vm.kubevirt.io/os": "centos6.10"}))
+    cluster.put(objects.vm("halted", "default", run_strategy="Halted"))
+    _, items = _json(run_plugin("list", "-o", "json", env=cluster.env()))
+    assert items["default/bare"]["kind"] == "VirtualMachineInstance"
+    assert items["default/bare"]["useVirtioTransitional"]["origin"] == "vmi"
+    assert _risks(items["default/bare"]) == ["no-virtio1-driver"]
+    assert items["default/halted"]["running"] is False
