@@ -82,8 +82,10 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
                 "unknown" if flag["live"] is None else str(flag["live"]).lower(),
                 "yes" if exp.restart_required else "no")]
     if exp.guest:
-        head.append("Guest OS:  %s (%s): virtio 1.0 drivers %s" % (
-            exp.guest.id, exp.guest.source, {True: "yes", False: "NO", None: "unknown"}[exp.guest.virtio1]))
+        g = exp.guest
+        head.append("Guest OS:  %s (%s): virtio 1.0 drivers %s (%s)" % (
+            g.id or ("Linux " + g.kernel_release if g.kernel_release else "unnamed"), g.source,
+            {True: "yes", False: "NO", None: "unknown"}[g.virtio1], g.basis))
     parts = []
     if md:
         import re
