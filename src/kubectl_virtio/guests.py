@@ -168,7 +168,9 @@ def verdict(os_id: Optional[str], kernel_release: Optional[str] = None) -> Dict[
         return {"id": None, "asked": None, "name": None, "virtio1": ok, "basis": "kernel", "evidence": why,
                 "windows": False}
     base = dict(v)
-    if ok is True:
+    if ok is True and v["virtio1"] is True and v["basis"] == "osinfo-db":
+        base["evidence"] = "%s; the running kernel agrees (%s)" % (v["evidence"], why)
+    elif ok is True:
         if v["virtio1"] is not True:
             why += " (the OS id alone said: %s)" % v["evidence"]
         base.update(virtio1=True, basis="kernel", evidence=why)
