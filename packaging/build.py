@@ -173,6 +173,7 @@ def freeze(py: str, form: str, workroot: str) -> str:
            "--distpath", distpath, "--workpath", os.path.join(workroot, "work"), "--specpath", workroot,
            # lazily imported by the CLI: make sure every command's code is in the bundle
            "--collect-submodules", "kubectl_virtio",
+           "--collect-data", "kubectl_virtio",  # data/guests.json (the guest OS table)
            "--exclude-module", "tkinter", "--exclude-module", "_tkinter"]
     if form == "onedir":
         cmd += ["--contents-directory", CONTENTS]

@@ -12,7 +12,7 @@ from apiserver import objects
 from apiserver.pytest_plugin import find_kubectl
 from kubectl_virtio import completion
 
-SUBCOMMANDS = {"explain", "table", "dumpxml", "set-transitional", "list", "completion"}
+SUBCOMMANDS = {"explain", "table", "dumpxml", "set-transitional", "list", "completion", "guests"}
 
 
 def names(lines):

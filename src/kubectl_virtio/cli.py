@@ -104,8 +104,13 @@ def build_parser(prog: Optional[str] = None) -> Parser:
     ex.add_argument("--arch", choices=("amd64", "arm64", "s390x"), help="converter architecture (default: the "
                                                                          "domain's, the VMI's node, spec.architecture, else amd64)")
     ex.add_argument("--kubevirt-version", metavar="V", help="apply the rules of this KubeVirt release (default: newest)")
-    ex.add_argument("--guest-os", metavar="OS", help="the guest OS, e.g. centos6.10, rhel7.2, win10 "
-                                                     "(default: from the VM's os labels)")
+    ex.add_argument("--guest-os", metavar="OS", help="the guest OS as an osinfo short-id, e.g. centos6.10, "
+                                                     "rhel7.9, win10 (default: the guest agent's report, the "
+                                                     "VM's os labels, its preference; see `guests`)")
+    ex.add_argument("--guest-agent", action="store_true",
+                    help="live only: ask a Windows guest's QEMU guest agent (guest-get-devices) which driver "
+                         "is bound to each virtio device. libvirt then marks the domain tainted "
+                         "(custom-ga-command); never done without this flag")
     ex.add_argument("--pci", action="store_true", help="also draw the domain's PCI topology")
     _add_output(ex)
     _add_cluster_flags(ex)
@@ -191,6 +196,18 @@ def build_parser(prog: Optional[str] = None) -> Parser:
     _add_cluster_flags(ls)
     _add_common(ls)
 
+    gs = sub.add_parser("guests", help="which guest OS releases drive virtio 1.0 devices (no cluster needed)",
+                        description="The guest OS table: per osinfo short-id, whether the OS drives virtio 1.0 "
+                                    "(virtio-non-transitional) devices, and the evidence: osinfo-db (the version it "
+                                    "came from), the distribution's kernel, or the virtio-win drivers.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="Examples:\n  {p} guests centos6.10 rhel7.9 win10\n  {p} guests -o wide\n"
+                               "  {p} guests -o json | jq '.items[] | select(.virtio1 == false) | .id'".format(p=prog))
+    gs.add_argument("os", nargs="*", metavar="OS", help="osinfo short-ids or names (rhel9.4, centos.stream9, "
+                                                        "windows.11); default: every OS")
+    _add_output(gs)
+    _add_common(gs)
+
     cp = sub.add_parser("completion", help="how to enable shell completion through kubectl",
                         description="kubectl (1.26+) completes plugin arguments through an executable named "
                                     "kubectl_complete-virtio on PATH. This prints how to install it.",
@@ -273,6 +290,8 @@ def cmd_explain(args) -> int:
         raise UsageError("give either a VM name (live) or -f/--dumpxml files (offline), not both")
     if not args.vm and not args.filename and not args.dumpxml:
         raise UsageError("explain needs a VM name, or -f FILE and/or --dumpxml FILE")
+    if args.guest_agent and not args.vm:
+        raise UsageError("--guest-agent asks the running guest: give a VM name (live), not -f/--dumpxml")
     version = _version(args)
     if args.vm:
         from kubectl_virtio import live  # loads the cluster adapter
@@ -302,6 +321,14 @@ def explain_files(args, version):
         src = "stdin" if args.dumpxml == "-" else args.dumpxml
         dom = domain.parse(_read_source(args.dumpxml, "dumpxml", stdin_used), src)
     return explain.explain(vm, dom, arch=args.arch, version=version, guest_os=args.guest_os)
+
+
+def cmd_guests(args) -> int:
+    """Offline: the shipped table (guests.py), never the cluster adapter."""
+    from kubectl_virtio import guests, render
+
+    print(render.guest_table(guests.rows(args.os), guests.provenance(), args.output))
+    return 0
 
 
 def cmd_completion(args) -> int:
@@ -339,7 +366,8 @@ def _set_transitional(args):
 
 
 COMMANDS = {"explain": cmd_explain, "table": cmd_table, "dumpxml": _live("dumpxml"),
-            "set-transitional": _set_transitional, "list": _list, "completion": cmd_completion}
+            "set-transitional": _set_transitional, "list": _list, "completion": cmd_completion,
+            "guests": cmd_guests}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

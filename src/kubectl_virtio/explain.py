@@ -83,7 +83,7 @@ class Explanation:
             "findings": [f.to_dict() for f in self.findings],
             "verdict": self.verdict,
             "kubevirtVersion": self.kubevirt_version,
-            "guestOS": self.guest.to_dict() if self.guest else None,
+            "guest": self.guest.to_dict() if self.guest else None,
             "partialInput": self.partial,
         }
 
@@ -175,11 +175,12 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
             version=versions.NEWEST, restart_condition: bool = False, guest_os: Optional[str] = None,
             namespace: Optional[str] = None, name: Optional[str] = None,
             extra_findings: Optional[List[Finding]] = None, vm_running: Optional[bool] = None,
-            preference_unread: bool = False) -> Explanation:
+            preference_unread: bool = False, guest_devices: Optional[List[Dict[str, Any]]] = None) -> Explanation:
     """vm: the spec that applies at the next start (VMSpec of the VM, or the VMI alone);
     dom: the live domain; running_vmi: the VMI the domain was built from (live cluster);
     preference_unread: the VM's preference could not be read, so a flag the template leaves
-    unset is a guess (origin "unknown")."""
+    unset is a guess (origin "unknown"); guest_devices: the guest agent's virtio devices
+    (guests.parse_guest_devices, --guest-agent)."""
     findings: List[Finding] = list(extra_findings or [])
     if vm is not None:
         findings.extend(Finding("warning", w) for w in vm.warnings)
@@ -244,9 +245,13 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     if any(d.status == "drift" for d in out):
         restart_required = True
 
-    guest = guests.detect(vm.labels, vm.annotations, pref_name, guest_os) if vm is not None else (
-        guests.detect({}, {}, None, guest_os) if guest_os else None)
+    # The guest (guests.py): --guest-os, the agent's status.guestOSInfo, labels, preference.
+    vmi_raw = running_vmi.raw if running_vmi is not None else (
+        vm.raw if vm is not None and vm.kind == "VirtualMachineInstance" else None)
+    guest = guests.assess(vm.raw if vm is not None else None, vmi_raw,
+                          pref_name or ((vm.preference_ref or {}).get("name") if vm is not None else None), guest_os)
     findings.extend(_findings(out, ctx, dom, guest, vm, restart_required, vm_running))
+    findings.extend(_guest_findings(out, ctx, guest, vm, namespace, name, guest_devices))
     verdict = _verdict(out, ctx, vm is not None, dom is not None, restart_required)
     # The verdict leads the findings too, so scripts reading only `findings` see it.
     severity = "info"
@@ -448,18 +453,6 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
         if dom.partial:
             f.append(Finding("warning", "the input was partial (not a whole domain XML): %d device line(s) read; "
                                         "only those devices are explained" % len(dom.devices)))
-    if guest is not None:
-        modern = [d for d in out if d.virtio and (d.variant == "modern-only" or (d.variant is None and d.expected == NT))]
-        if guest.virtio1 is False and modern:
-            f.append(Finding("error", "guest %s (%s) has no virtio 1.0 drivers: %s cannot be driven by it; set "
-                                      "useVirtioTransitional: true (kubectl virtio set-transitional %s)"
-                             % (guest.id, guest.source, ", ".join("%s %s" % (d.kind, d.name) for d in modern[:6])
-                                + (" and %d more" % (len(modern) - 6) if len(modern) > 6 else ""),
-                                vm.name if vm is not None else "VM")))
-        elif guest.virtio1 is None:
-            f.append(Finding("info", "guest %s (%s): %s" % (guest.id, guest.source, guest.note)))
-        else:
-            f.append(Finding("info", "guest %s (%s): %s" % (guest.id, guest.source, guest.note)))
     if restart_required and vm_running is not False and (dom is not None) and ctx.origin == "vmi":
         # kubevirt-facts §5: a VMI's spec is immutable and virtctl restart needs a VM
         f.append(Finding("warning", "the domain does not have what this VMI spec asks for, and a VMI cannot be "
@@ -469,6 +462,20 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
                                     "a guest reboot or a live migration does not apply it, a VM restart does "
                                     "(virtctl restart)"))
     return f
+
+
+def _guest_findings(out, ctx: _Ctx, guest, vm, namespace, name, guest_devices) -> List[Finding]:
+    """guests.guest_findings on plain dicts: the guest's verdict against the devices."""
+    disks = ((vm.vmi_spec.get("domain") or {}).get("devices") or {}).get("disks") or [] if vm is not None else []
+    boot = next((d.get("name") for d in disks if isinstance(d, dict) and d.get("bootOrder") == 1), None)
+    if boot is None and disks and isinstance(disks[0], dict):
+        boot = disks[0].get("name")
+    devs = [{"kind": d.kind, "name": d.name, "model": d.model, "expected": d.expected, "variant": d.variant,
+             "virtio": d.virtio, "bus": d.bus, "boot": d.kind == "disk" and d.name == boot} for d in out]
+    found, _ = guests.guest_findings(guest, devs, name=name or (vm.name if vm is not None else None),
+                                     namespace=namespace or (vm.namespace if vm is not None else None),
+                                     origin=ctx.origin, arch=ctx.arch, agent_devices=guest_devices)
+    return [Finding(sev, msg) for sev, msg in found]
 
 
 def _added_label(d: DeviceExplanation, dom) -> str:

@@ -388,16 +388,9 @@ def input_from_objects(vm: Optional[Dict[str, Any]], vmi: Optional[Dict[str, Any
     inp.topology_version = ann.get(TOPOLOGY_ANNOTATION)
     inp.root_complex = str(ann.get(ROOT_COMPLEX_ANNOTATION, "")).lower() == "true"
     inp.interfaces = len(spec_src.devices.get("interfaces") or [])
-    pref_name = (s.preference_ref or {}).get("name")
-    g = guests.detect(s.labels, s.annotations, pref_name, guest_os)
-    info = _status(vmi).get("guestOSInfo") if vmi else None
-    if g is None and isinstance(info, dict) and info.get("id"):
-        os_id = "%s%s" % (info.get("id"), info.get("versionId") or "")
-        ok, note = guests.virtio1_support(guests.normalise(os_id))
-        inp.guest = {"id": guests.normalise(os_id), "source": "guest agent (status.guestOSInfo)", "virtio1": ok,
-                     "evidence": note}
-    elif g is not None:
-        inp.guest = {"id": g.id, "source": g.source, "virtio1": g.virtio1, "evidence": g.note}
+    g = guests.assess(vm, vmi, None, guest_os)  # best evidence first: agent, labels, preference
+    if g is not None:
+        inp.guest = g.to_dict()
     if preference_error:
         inp.error = preference_error
     return inp

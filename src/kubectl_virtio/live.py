@@ -221,6 +221,7 @@ def explain(args, version) -> E.Explanation:
                                           source="running VMI")
 
     dom = None
+    agent_devices = None
     if vmi is None:
         findings.append(E.Finding("info", "VM %s is not running (no VMI): this is the prediction for its next start"
                                   % name))
@@ -243,6 +244,13 @@ def explain(args, version) -> E.Explanation:
             try:
                 xml = virsh_dumpxml(cluster, ns, _meta(pod)["name"], vmi)
                 dom = D.parse(xml, "the live domain XML of %s" % name)
+                if getattr(args, "guest_agent", False):  # opt in: libvirt taints the domain
+                    from kubectl_virtio import guest_agent
+
+                    agent_devices, why = guest_agent.get_devices(cluster, ns, _meta(pod)["name"],
+                                                                 _meta(vmi).get("name"), nonroot(vmi))
+                    if why:
+                        findings.append(E.Finding("warning", "--guest-agent: " + why))
             except Forbidden as e:
                 findings.append(E.Finding("warning", "no live XML: %s (%s); showing the prediction" % (e.message, e.hint)))
                 print("warning: cannot exec into %s: %s" % (_meta(pod)["name"], e.message), file=sys.stderr)
@@ -254,7 +262,7 @@ def explain(args, version) -> E.Explanation:
     exp = E.explain(vm_spec, dom, arch=arch, running_vmi=running_vmi,
                     version=version, restart_condition=restart_cond, guest_os=args.guest_os,
                     namespace=ns, name=name, extra_findings=findings, vm_running=vmi is not None and not gone,
-                    preference_unread=pref_unknown)
+                    preference_unread=pref_unknown, guest_devices=agent_devices)
     return exp
 
 

@@ -82,8 +82,10 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
                 "unknown" if flag["live"] is None else str(flag["live"]).lower(),
                 "yes" if exp.restart_required else "no")]
     if exp.guest:
-        head.append("Guest OS:  %s (%s): virtio 1.0 drivers %s" % (
-            exp.guest.id, exp.guest.source, {True: "yes", False: "NO", None: "unknown"}[exp.guest.virtio1]))
+        g = exp.guest
+        head.append("Guest OS:  %s (%s): virtio 1.0 drivers %s (%s)" % (
+            g.id or ("Linux " + g.kernel_release if g.kernel_release else "unnamed"), g.source,
+            {True: "yes", False: "NO", None: "unknown"}[g.virtio1], g.basis))
     parts = []
     if md:
         import re
@@ -216,6 +218,54 @@ def _both(row, text) -> str:
         return "-"
     a, b = text(false), text(true)
     return a if a == b else "%s | %s" % (a, b)
+
+
+# --- guests --------------------------------------------------------------------------
+
+_YES_NO = {True: "yes", False: "no", None: "unknown"}
+
+
+def guest_table(rows: List[Dict[str, Any]], prov: Dict[str, Any], fmt: str = "table") -> str:
+    """`kubectl virtio guests`: one row an OS, with the provenance of the verdicts."""
+    if fmt in ("json", "yaml"):
+        items = [{"id": r["id"], "name": r.get("name"), "aliases": r.get("aliases") or [],
+                  "virtio1": r["virtio1"], "evidence": r["evidence"], "source": r["source"],
+                  "vendor": r.get("vendor"), "released": r.get("released"), "eol": r.get("eol"),
+                  "kernel": r.get("kernel"), "osinfo": r.get("osinfo")} for r in rows]
+        return dump({"kind": "GuestOSTable", "osinfoDb": prov.get("osinfoDb"), "provenance": prov,
+                     "items": items}, fmt)
+    wide = fmt in ("wide", "markdown")
+    headers = ["id", "name", "virtio 1.0", "source"]
+    if wide:
+        headers += ["aliases", "released", "eol", "kernel", "osinfo 1af4:1041 / 1000", "evidence"]
+    out = []
+    for r in rows:
+        row = [r["id"], r.get("name") or "-", _YES_NO[r["virtio1"]], r["source"]]
+        if wide:
+            o = r.get("osinfo") or {}
+            row += [", ".join(r.get("aliases") or []) or "-", r.get("released") or "-", r.get("eol") or "-",
+                    r.get("kernel") or "-",
+                    ("%s / %s" % ("yes" if o.get("virtio1") else "no", "yes" if o.get("legacy") else "no"))
+                    if o else "-", r["evidence"]]
+        out.append(row)
+    counts = prov.get("counts") or {}
+    title = ("Guest OS table from %s, %d ids: %d yes, %d no, %d unknown; %d listed by osinfo-db with virtio "
+             "1.0 (1af4:1041)" % (prov.get("osinfoDbPackage") or "osinfo-db %s" % prov.get("osinfoDb"),
+                                  counts.get("ids", 0), counts.get("yes", 0), counts.get("no", 0),
+                                  counts.get("unknown", 0), counts.get("osinfoVirtio1", 0)))
+    md = fmt == "markdown"
+    parts = [("### " if md else "") + title, table(headers, out, "markdown" if md else "table")]
+    if wide:
+        krow = [[k["ids"], k["kernel"], k["source"]] for k in prov.get("kernels") or []]
+        rule = prov.get("kernelRule") or {}
+        parts.append(("### " if md else "") + "Curated kernels (a kernel decides when osinfo-db is silent; "
+                     "the modern virtio-pci driver: %s)" % rule.get("source"))
+        parts.append(table(["ids", "kernel", "source"], krow, "markdown" if md else "table"))
+    else:
+        parts.append("Verdicts: osinfo-db's virtio 1.0 entries, else the distribution's kernel (%d curated "
+                     "entries), else unknown; -o wide shows the evidence and the kernel sources."
+                     % len(prov.get("kernels") or []))
+    return "\n\n".join(parts)
 
 
 # --- list: the fleet report, streamed -------------------------------------------------------

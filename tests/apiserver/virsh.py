@@ -30,6 +30,8 @@ class VirshConfig:
     default_uri: str = SESSION_URI           # what `virsh` without -c connects to
     domains: dict[str, str] = field(default_factory=dict)            # name -> live XML
     inactive_domains: dict[str, str] = field(default_factory=dict)   # name -> `--inactive` XML
+    # name -> the guest agent's JSON reply to guest-get-devices; a domain not listed has no agent
+    agent_devices: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_root(cls, root: bool, domains: dict[str, str] | None = None) -> "VirshConfig":
@@ -78,7 +80,7 @@ def run_virsh(argv: list[str], config: VirshConfig, uid: int) -> ExecResult:
         return ExecResult(stderr="error: no command given (this simulated virsh has no shell)\n",
                           exit_code=1)
     command, rest = args[0], args[1:]
-    if command not in ("dumpxml", "list", "version"):
+    if command not in ("dumpxml", "list", "version", "qemu-agent-command"):
         return ExecResult(stderr=f"error: unknown command: '{command}'\n", exit_code=1)
 
     # Connecting happens before the command runs; a wrong URI fails every command.
@@ -98,6 +100,8 @@ def run_virsh(argv: list[str], config: VirshConfig, uid: int) -> ExecResult:
         lines += [f" {i}    {n:<34}running" for i, n in enumerate(names, start=1)]
         return ExecResult(stdout="\n".join(lines) + "\n\n")
 
+    if command == "qemu-agent-command":
+        return _agent_command(rest, config)
     flags = {a for a in rest if a.startswith("--") and a != "--domain"}
     unknown = flags - _DUMPXML_FLAGS
     if unknown:
@@ -114,6 +118,26 @@ def run_virsh(argv: list[str], config: VirshConfig, uid: int) -> ExecResult:
     else:
         xml = config.domains[domain]
     return ExecResult(stdout=xml if xml.endswith("\n") else xml + "\n")
+
+
+def _agent_command(rest: list[str], config: VirshConfig) -> ExecResult:
+    """`virsh qemu-agent-command [--timeout N] DOMAIN JSON`: guest-get-devices only."""
+    args = list(rest)
+    if "--timeout" in args:
+        i = args.index("--timeout")
+        del args[i:i + 2]
+    if len(args) != 2:
+        return ExecResult(stderr="error: command 'qemu-agent-command' requires <domain> and <cmd>\n", exit_code=1)
+    domain, cmd = args
+    if domain not in config.domains:
+        return ExecResult(stderr=f"error: failed to get domain '{domain}'\n", exit_code=1)
+    if domain not in config.agent_devices:
+        return ExecResult(stderr="error: Guest agent is not responding: QEMU guest agent is not connected\n",
+                          exit_code=1)
+    if '"guest-get-devices"' not in cmd.replace(" ", ""):
+        return ExecResult(stderr="error: internal error: unable to execute QEMU agent command: this simulated "
+                                 "agent only knows guest-get-devices\n", exit_code=1)
+    return ExecResult(stdout=config.agent_devices[domain] + "\n")
 
 
 @dataclass
