@@ -330,6 +330,33 @@ def image_tag(image: Optional[str]) -> Optional[str]:
     return tail.split(":", 1)[1] if ":" in tail else None
 
 
+_GUEST_CACHE: Dict[Any, Any] = {}
+
+
+def assess_guest(vm, vmi, guest_os=None):
+    """guests.assess, with its verdict computed once per distinct identification: a fleet has
+    thousands of VMs but few guest OS releases, and a verdict scans the OS table."""
+    import copy
+
+    from kubectl_virtio import guests
+
+    ident = guests.identify(vm, vmi, None, guest_os)
+    if ident is None:
+        return None
+    key = (ident.get("id"), tuple(ident.get("ids") or ()), ident.get("kernelRelease"), bool(ident.get("legacy")),
+           ident.get("name"))
+    hit = _GUEST_CACHE.get(key)
+    if hit is None:
+        hit = guests.assess(vm, vmi, None, guest_os)
+        if len(_GUEST_CACHE) < 4096:
+            _GUEST_CACHE[key] = hit
+        return hit
+    g = copy.copy(hit)
+    g.source, g.others = ident["source"], [{"id": h.get("id") or h.get("ids"), "source": h["source"]}
+                                           for h in ident.get("others") or []]
+    return g
+
+
 def input_from_objects(vm: Optional[Dict[str, Any]], vmi: Optional[Dict[str, Any]], *,
                        preference: Optional[Dict[str, Any]] = None, preference_error: Optional[str] = None,
                        pod: Optional[Dict[str, Any]] = None, guest_os: Optional[str] = None,
@@ -388,7 +415,7 @@ def input_from_objects(vm: Optional[Dict[str, Any]], vmi: Optional[Dict[str, Any
     inp.topology_version = ann.get(TOPOLOGY_ANNOTATION)
     inp.root_complex = str(ann.get(ROOT_COMPLEX_ANNOTATION, "")).lower() == "true"
     inp.interfaces = len(spec_src.devices.get("interfaces") or [])
-    g = guests.assess(vm, vmi, None, guest_os)  # best evidence first: agent, labels, preference
+    g = assess_guest(vm, vmi, guest_os)  # best evidence first: agent, labels, preference
     if g is not None:
         inp.guest = g.to_dict()
     if preference_error:

@@ -293,9 +293,9 @@ class FleetPrinter:
 
     def add(self, row) -> None:
         if self.fmt == "json":
-            text = json.dumps(row.to_dict(), indent=2)
+            # One item a line: the C encoder (indent= would use the pure-Python one, 10x slower).
             self._write(("{\n  \"kind\": \"VirtioFleetReport\",\n  \"items\": [\n" if self.count == 0 else ",\n")
-                        + "\n".join("    " + line for line in text.splitlines()))
+                        + "    " + json.dumps(row.to_dict()))
         elif self.fmt == "yaml":
             import yaml
 
