@@ -350,7 +350,9 @@ def test_virsh_failure_is_reported_with_its_own_message(run_plugin, cluster, ren
     stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
     cluster.virsh("default", stack.pod["metadata"]["name"]).domains.clear()   # the domain is not there
     r = run_plugin(command, "testvm", env=cluster.env())
-    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    # dumpxml fails; explain degrades to the prediction and says why, as for a forbidden exec
+    lead = "error: " if command == "dumpxml" else "warning: "
+    assert r.returncode == (1 if command == "dumpxml" else 0) and r.stderr.startswith(lead), r.stderr
     assert "error: failed to get domain 'default_testvm'" in r.stderr
     assert "dumpxml default_testvm" in r.stderr and stack.pod["metadata"]["name"] in r.stderr
     assert len(cluster.exec_log) == 1   # the connection worked: the other URI is not tried
@@ -381,8 +383,12 @@ def test_slow_api_answer_times_out_naming_the_request(run_plugin, cluster, rende
 def test_exec_handshake_that_hangs_times_out(run_plugin, cluster, rendered):
     stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
     cluster.exec_handshake_delay = 20
-    r, took = timed(run_plugin, "explain", "testvm", "--request-timeout", "1", env=cluster.env())
-    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    r, took = timed(run_plugin, "explain", "testvm", "--request-timeout", "1", "-o", "json", env=cluster.env())
+    # the prediction still stands: a warning, the reason in the findings, exit 0
+    assert r.returncode == 0 and r.stderr.startswith("warning: "), r.stderr
+    doc = json.loads(r.stdout)
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "predicted"
+    assert any("WebSocket handshake" in f["message"] for f in doc["findings"])
     assert "did not complete the exec WebSocket handshake (create pods/exec for pod %s in namespace default) " \
            "within 1s" % stack.pod["metadata"]["name"] in r.stderr, r.stderr
     assert took < 10
@@ -393,7 +399,10 @@ def test_exec_that_hangs_times_out(run_plugin, cluster, rendered, command):
     stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
     cluster.exec_delay = 20
     r, took = timed(run_plugin, command, "testvm", "--request-timeout", "1.5", env=cluster.env())
-    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    if command == "dumpxml":
+        assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    else:  # explain: the prediction, with a warning that names what did not finish
+        assert r.returncode == 0 and r.stderr.startswith("warning: ") and "predicted" in r.stdout, r.stderr
     assert "`virsh -c %s dumpxml default_testvm` in pod %s (container compute) did not finish within 1.5s" % (
         NONROOT_URI, stack.pod["metadata"]["name"]) in r.stderr, r.stderr
     assert took < 10
@@ -488,7 +497,9 @@ def test_infer_from_volume_without_a_name_lists_nothing(run_plugin, cluster):
     vm["spec"]["preference"] = {"inferFromVolume": "containerdisk"}
     cluster.put(vm)
     doc, _ = explain_json(run_plugin, cluster, "testvm")
-    assert not [r for r in cluster.request_log() if "preference" in r.path or r.verb == "list"]
+    # no preference is read, and nothing is listed but the KubeVirt CR (for the release)
+    assert not [r for r in cluster.request_log()
+                if "preference" in r.path or (r.verb == "list" and r.resource != "kubevirts")]
     assert any("inferred from volume containerdisk" in f["message"] for f in doc["findings"])
     assert doc["useVirtioTransitional"]["origin"] == "unknown"
 

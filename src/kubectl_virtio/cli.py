@@ -1,259 +1,83 @@
-"""The command line: argparse, one function a command.  Each command completes its
-arguments, validates them (no cluster I/O on bad input), then runs.
+"""The command line: each command is an options object, Complete -> Validate -> Run, as
+kubectl plugins built on cli-runtime do.  `complete(args)` fills the options from the parsed
+flags, `validate()` checks them with no I/O (bad input never reaches the cluster), and
+`run(cluster, streams)` does the work with the cluster adapter and the output streams handed
+in, so command logic is tested without a subprocess.  The grammar is in `cmdline`.
 
 Offline commands (table, explain -f/--dumpxml) never import the cluster adapter: it
 loads the kubernetes client, which costs a quarter of a second.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from typing import List, Optional
 
-from kubectl_virtio import __version__
+from kubectl_virtio import cmdline
+from kubectl_virtio.cmdline import ClusterFlags, Streams, build_parser, program_name  # noqa: F401 (re-exported)
 from kubectl_virtio.errors import InputError, UsageError, VirtioError
 
-OUTPUTS = ("table", "wide", "json", "yaml", "markdown")
 
-
-def program_name(argv0: Optional[str] = None) -> str:
-    """`kubectl virtio` when run as a kubectl plugin (argv[0] is then a full path)."""
-    base = os.path.basename(argv0 or sys.argv[0] or "")
-    return "kubectl virtio" if base.startswith("kubectl-") or base.startswith("kubectl_") else "kubectl-virtio"
-
-
-class Parser(argparse.ArgumentParser):
-    """kubectl-style usage errors: `error: ...` plus where to look, exit 2.  Descriptions are
-    wrapped here (the raw formatter keeps the examples' layout but would not wrap them)."""
-
-    def __init__(self, *args, description=None, **kwargs):
-        if description:
-            import textwrap
-
-            description = textwrap.fill(description, 88, break_on_hyphens=False)
-        super().__init__(*args, description=description, **kwargs)
-
-    def error(self, message):
-        raise UsageError(message, "See '%s --help' for usage." % self.prog)
-
-
-def _add_cluster_flags(p: argparse.ArgumentParser, namespaced: bool = True) -> None:
-    g = p.add_argument_group("cluster flags (as kubectl's)")
-    g.add_argument("--kubeconfig", metavar="FILE", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
-    g.add_argument("--context", metavar="NAME", help="the kubeconfig context to use")
-    if namespaced:
-        g.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: the context's, else default)")
-    g.add_argument("--request-timeout", metavar="SECONDS", type=_seconds, default=None,
-                   help="timeout of a single API request (e.g. 10, 30s, 1m; default: none)")
-
-
-def _seconds(text: str) -> float:
-    t = text.strip().lower()
-    mult = 1.0
-    for suffix, m in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if t.endswith(suffix):
-            t, mult = t[: -len(suffix)], m
-            break
-    try:
-        v = float(t) * mult
-    except ValueError:
-        raise argparse.ArgumentTypeError("invalid duration %r (e.g. 10, 30s, 1m)" % text) from None
-    if v < 0:
-        raise argparse.ArgumentTypeError("the timeout must not be negative")
-    return v
-
-
-def _add_output(p, choices=OUTPUTS):
-    p.add_argument("-o", "--output", default="table", choices=choices, metavar="FORMAT",
-                   help="output format: %s" % "|".join(choices))
-
-
-def _add_common(p):
-    p.add_argument("-v", "--debug", action="store_true", help="print the traceback of an error")
-
-
-def build_parser(prog: Optional[str] = None) -> Parser:
-    prog = prog or program_name()
-    root = Parser(prog=prog, description="Explain, check and fix the virtio models of KubeVirt VMs: why libvirt "
-                                         "shows virtio-non-transitional or virtio-transitional, and what "
-                                         "spec.domain.devices.useVirtioTransitional changes.",
-                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                  epilog="Examples:\n"
-                         "  %(prog)s explain testvm -n default        # live: spec, pod, virsh dumpxml\n"
-                         "  %(prog)s explain -f vm.yaml --dumpxml dump.xml   # offline\n"
-                         "  %(prog)s set-transitional testvm --dry-run=client\n"
-                         "  %(prog)s table --arch arm64 -o wide\n")
-    root.add_argument("--version", action="version", version="kubectl-virtio " + __version__)
-    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-
-    ex = sub.add_parser("explain", help="explain every device's virtio model, live or from files",
-                        description="For every device of the VM's libvirt domain: its model, the model KubeVirt's "
-                                    "rules give for the spec, whether they agree, and why.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n"
-                               "  {p} explain testvm                     # live from the cluster\n"
-                               "  {p} explain vmi/testvm -n prod -o json\n"
-                               "  {p} explain -f testvm.yaml --dumpxml dump.xml\n"
-                               "  kubectl get vm testvm -o yaml | {p} explain -f -\n"
-                               "  {p} explain --dumpxml dump.xml --pci".format(p=prog))
-    ex.add_argument("vm", nargs="?", metavar="VM", help="NAME, vm/NAME, vmi/NAME or virtualmachine/NAME")
-    ex.add_argument("-f", "--filename", action="append", metavar="FILE",
-                    help="VM, VMI or (Cluster)Preference manifest, YAML or JSON ('-' = stdin); repeatable")
-    ex.add_argument("--dumpxml", metavar="FILE", help="a saved `virsh dumpxml` ('-' = stdin)")
-    ex.add_argument("--arch", choices=("amd64", "arm64", "s390x"), help="converter architecture (default: the "
-                                                                         "domain's, the VMI's node, spec.architecture, else amd64)")
-    ex.add_argument("--kubevirt-version", metavar="V", help="apply the rules of this KubeVirt release (default: newest)")
-    ex.add_argument("--guest-os", metavar="OS", help="the guest OS as an osinfo short-id, e.g. centos6.10, "
-                                                     "rhel7.9, win10 (default: the guest agent's report, the "
-                                                     "VM's os labels, its preference; see `guests`)")
-    ex.add_argument("--guest-agent", action="store_true",
-                    help="live only: ask a Windows guest's QEMU guest agent (guest-get-devices) which driver "
-                         "is bound to each virtio device. libvirt then marks the domain tainted "
-                         "(custom-ga-command); never done without this flag")
-    ex.add_argument("--pci", action="store_true", help="also draw the domain's PCI topology")
-    _add_output(ex)
-    _add_cluster_flags(ex)
-    _add_common(ex)
-
-    tb = sub.add_parser("table", help="print KubeVirt's translate table (no cluster needed)",
-                        description="KubeVirt's translate table: device and spec condition -> model when "
-                                    "useVirtioTransitional is unset/false and when it is true.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} table\n  {p} table --arch s390x -o wide\n"
-                               "  {p} table --kubevirt-version v0.37.2 -o json".format(p=prog))
-    tb.add_argument("--arch", choices=("amd64", "arm64", "s390x"), default="amd64", help="converter architecture")
-    tb.add_argument("--kubevirt-version", metavar="V", help="KubeVirt release (default: newest)")
-    tb.add_argument("--all", action="store_true", help="include rows of other KubeVirt releases")
-    _add_output(tb)
-    _add_common(tb)
-
-    dx = sub.add_parser("dumpxml", help="print the live domain XML of a VM",
-                        description="Print the running VM's libvirt domain XML, as `virsh dumpxml` gives it in the "
-                                    "virt-launcher pod's compute container.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} dumpxml testvm > testvm.xml\n"
-                               "  {p} dumpxml testvm | {p} explain --dumpxml -".format(p=prog))
-    dx.add_argument("vm", metavar="VM", help="NAME, vm/NAME or vmi/NAME")
-    _add_cluster_flags(dx)
-    _add_common(dx)
-
-    st = sub.add_parser("set-transitional", help="set useVirtioTransitional on a VM (safe patch)",
-                        description="Set spec.template.spec.domain.devices.useVirtioTransitional on VirtualMachines "
-                                    "(true by default, --off for false, --unset to remove it). Only that field "
-                                    "changes; a concurrent edit is never overwritten.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} set-transitional centos6 --dry-run=client\n"
-                               "  {p} set-transitional centos6 --restart\n"
-                               "  {p} set-transitional -l os=rhel6 -A\n"
-                               "  {p} set-transitional testvm --unset".format(p=prog))
-    st.add_argument("vm", nargs="?", metavar="VM", help="NAME or vm/NAME")
-    mode = st.add_mutually_exclusive_group()
-    mode.add_argument("--off", action="store_true", help="set false (virtio-non-transitional)")
-    mode.add_argument("--unset", action="store_true", help="remove the field: a preference (or the default "
-                                                           "false) decides")
-    st.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector: patch every matching VM")
-    st.add_argument("-A", "--all-namespaces", action="store_true", help="with -l: in every namespace")
-    st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
-                    help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
-    st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
-    _add_output(st, ("table", "json", "yaml"))
-    _add_cluster_flags(st)
-    _add_common(st)
-
-    ls = sub.add_parser("list", help="fleet view: flag, guest OS and risks of every VM",
-                        description="One row a VM (and standalone VMI): running, effective useVirtioTransitional "
-                                    "and its origin, KubeVirt release, guest OS and whether it drives virtio 1.0, "
-                                    "restart pending, free hotplug ports, and risks. Lists are read page by page "
-                                    "and rows printed as they are ready. Risks: %s. --check exits 3 when a VM has "
-                                    "a risk at or above --fail-on, 1 on errors, 0 otherwise; accept a known risk "
-                                    "with --ignore NS/NAME or the VM annotation virtio.kubectl.io/accept-risks."
-                                    % ", ".join(_fleet_risks()),
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy -o wide\n"
-                               "  {p} list -A --risk no-virtio1-driver --sort risk\n"
-                               "  {p} list -A --live --parallel 16\n"
-                               "  {p} list --from ./must-gather.local.123 -o wide\n"
-                               "  {p} list -A --check --fail-on warning   # CI: exit 3 when a VM is at risk"
-                               .format(p=prog))
-    ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
-    ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector (applied by the API server)")
-    ls.add_argument("--live", action="store_true",
-                    help="also read the running domain (virsh dumpxml in each launcher pod): models, hotplug ports")
-    ls.add_argument("--parallel", metavar="N", type=int, default=8, help="with --live: execs at a time (default 8)")
-    ls.add_argument("--from", dest="from_dir", metavar="DIR",
-                    help="audit a must-gather or a directory of manifests and dumpxml files (no cluster)")
-    ls.add_argument("--risk", metavar="RISK", action="append", help="only rows with this risk (repeatable)")
-    ls.add_argument("--sort", choices=("name", "namespace", "risk", "guest", "flag"),
-                    help="sort rows (holds them until the end; default: the API server's order, streamed)")
-    ls.add_argument("--no-headers", action="store_true", help="no header line in table output")
-    ls.add_argument("--check", action="store_true", help="exit 3 when a VM has a risk at or above --fail-on")
-    ls.add_argument("--fail-on", metavar="RISK", default="no-virtio1-driver",
-                    help="risk id or severity (error|warning|info) that fails --check (default no-virtio1-driver)")
-    ls.add_argument("--ignore", metavar="NS/NAME", action="append", help="VM whose risks --check accepts (repeatable)")
-    ls.add_argument("--guest-os", metavar="ID", help="assume this guest OS (osinfo short id) for every VM")
-    _add_output(ls)
-    _add_cluster_flags(ls)
-    _add_common(ls)
-
-    gs = sub.add_parser("guests", help="which guest OS releases drive virtio 1.0 devices (no cluster needed)",
-                        description="The guest OS table: per osinfo short-id, whether the OS drives virtio 1.0 "
-                                    "(virtio-non-transitional) devices, and the evidence: osinfo-db (the version it "
-                                    "came from), the distribution's kernel, or the virtio-win drivers.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} guests centos6.10 rhel7.9 win10\n  {p} guests -o wide\n"
-                               "  {p} guests -o json | jq '.items[] | select(.virtio1 == false) | .id'".format(p=prog))
-    gs.add_argument("os", nargs="*", metavar="OS", help="osinfo short-ids or names (rhel9.4, centos.stream9, "
-                                                        "windows.11); default: every OS")
-    _add_output(gs)
-    _add_common(gs)
-
-    cp = sub.add_parser("completion", help="how to enable shell completion through kubectl",
-                        description="kubectl (1.26+) completes plugin arguments through an executable named "
-                                    "kubectl_complete-virtio on PATH. This prints how to install it.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog="Examples:\n  {p} completion        # is it installed, and if not, how\n"
-                               "  kubectl virtio <TAB>           # then: subcommands, flags, VM names".format(p=prog))
-    _add_common(cp)
-    return root
-
-
-# --- Commands ---------------------------------------------------------------------------
-
-def _version(args):
+def parse_version(text: Optional[str]):
+    """--kubevirt-version -> Version (None when not given); a usage error when malformed."""
+    if not text:
+        return None
     from kubectl_virtio import versions
 
-    if not getattr(args, "kubevirt_version", None):
-        return versions.NEWEST
     try:
-        return versions.parse(args.kubevirt_version)
+        return versions.parse(text)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
 
-def cmd_table(args) -> int:
-    from kubectl_virtio import render, rules, versions
+# --- table ------------------------------------------------------------------------------
 
-    version = _version(args)
-    arch = rules.effective_arch(args.arch, version)
-    rows = []
-    for r in rules.RULES:
-        if not args.all and not r.holds_for(version):
-            continue
-        rows.append({"id": r.id, "kind": r.kind, "condition": r.condition,
-                     "whenFalse": r.model(False, arch), "whenTrue": r.model(True, arch),
-                     "models": {a: {"false": r.models[a][0], "true": r.models[a][1]} for a in rules.ARCHES},
-                     "flagDriven": r.flag_driven, "virtio": r.virtio, "addedBy": r.added_by,
-                     "qemuDevice": r.qemu, "source": r.source, "versions": versions.describe(r.spans),
-                     "reason": r.reason,
-                     "libvirt": {"false": rules.consequence(r, False, arch), "true": rules.consequence(r, True, arch)}})
-    meta = {"kind": "VirtioTranslateTable", "arch": args.arch, "converterArch": arch,
-            "kubevirtVersion": versions.show(version), "field": "spec.domain.devices.useVirtioTransitional"}
-    print(render.translate_table(rows, meta, args.output))
-    if arch != args.arch:
-        print("warning: KubeVirt %s has no s390x converter; these are the amd64 rules it falls back to"
-              % versions.show(version), file=sys.stderr)
-    return 0
+@dataclass
+class TableOptions:
+    arch: str = "amd64"
+    kubevirt_version: Optional[str] = None
+    all: bool = False
+    output: str = "table"
+    needs_cluster = False
+
+    @classmethod
+    def complete(cls, args) -> "TableOptions":
+        return cls(arch=args.arch, kubevirt_version=args.kubevirt_version, all=args.all, output=args.output)
+
+    def validate(self) -> None:
+        self.version = parse_version(self.kubevirt_version)
+
+    def run(self, cluster, streams: Streams) -> int:
+        from kubectl_virtio import render, rules, versions
+
+        version = self.version or versions.NEWEST
+        arch = rules.effective_arch(self.arch, version)
+        rows = []
+        for r in rules.RULES:
+            if not self.all and not r.holds_for(version):
+                continue
+            rows.append({"id": r.id, "kind": r.kind, "condition": r.condition,
+                         "whenFalse": r.model(False, arch), "whenTrue": r.model(True, arch),
+                         "models": {a: {"false": r.models[a][0], "true": r.models[a][1]} for a in rules.ARCHES},
+                         "flagDriven": r.flag_driven, "virtio": r.virtio, "addedBy": r.added_by,
+                         "qemuDevice": r.qemu, "source": r.source, "versions": versions.describe(r.spans),
+                         "reason": r.reason,
+                         "libvirt": {"false": rules.consequence(r, False, arch),
+                                     "true": rules.consequence(r, True, arch)}})
+        meta = {"kind": "VirtioTranslateTable", "arch": self.arch, "converterArch": arch,
+                "kubevirtVersion": versions.show(version), "field": "spec.domain.devices.useVirtioTransitional"}
+        warnings = []
+        if versions.newer_than_known(version):
+            warnings.append("KubeVirt %s is newer than %s, the newest release these rules were checked against: "
+                            "rows that changed since are not known" % (versions.show(version),
+                                                                       versions.show(versions.NEWEST)))
+        if arch != self.arch:
+            warnings.append("KubeVirt %s has no s390x converter; these are the amd64 rules it falls back to"
+                            % versions.show(version))
+        render.emit(streams.out, render.translate_table(rows, meta, self.output))
+        render.warnings(streams.err, warnings)
+        return 0
 
 
 MAX_INPUT_BYTES = 16 * 1024 * 1024  # far above any manifest or domain XML; bounds memory on bad input
@@ -285,101 +109,192 @@ def _read_source(path: str, what: str, stdin_used: List[bool]) -> str:
         raise InputError("%s %s is not UTF-8 text" % (what, "stdin" if path == "-" else path)) from None
 
 
-def cmd_explain(args) -> int:
-    if args.vm and (args.filename or args.dumpxml):
-        raise UsageError("give either a VM name (live) or -f/--dumpxml files (offline), not both")
-    if not args.vm and not args.filename and not args.dumpxml:
-        raise UsageError("explain needs a VM name, or -f FILE and/or --dumpxml FILE")
-    if args.guest_agent and not args.vm:
-        raise UsageError("--guest-agent asks the running guest: give a VM name (live), not -f/--dumpxml")
-    version = _version(args)
-    if args.vm:
-        from kubectl_virtio import live  # loads the cluster adapter
 
-        exp = live.explain(args, version)
-    else:
-        exp = explain_files(args, version)
-    from kubectl_virtio import render
+# --- explain ----------------------------------------------------------------------------
 
-    print(render.explanation(exp, args.output, pci=args.pci))
-    return 0
+@dataclass
+class ExplainOptions:
+    vm: Optional[str] = None
+    filename: List[str] = field(default_factory=list)
+    dumpxml: Optional[str] = None
+    arch: Optional[str] = None
+    kubevirt_version: Optional[str] = None
+    guest_os: Optional[str] = None
+    guest_agent: bool = False
+    pci: bool = False
+    output: str = "table"
+    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    kind: Optional[str] = None
+    name: Optional[str] = None
+    version: object = None
+
+    @classmethod
+    def complete(cls, args) -> "ExplainOptions":
+        return cls(vm=args.vm, filename=list(args.filename or []), dumpxml=args.dumpxml, arch=args.arch,
+                   kubevirt_version=args.kubevirt_version, guest_os=args.guest_os,
+                   guest_agent=bool(getattr(args, "guest_agent", False)), pci=args.pci,
+                   output=args.output, flags=ClusterFlags.from_args(args))
+
+    @property
+    def needs_cluster(self) -> bool:
+        return bool(self.vm)
+
+    def validate(self) -> None:
+        if self.vm and (self.filename or self.dumpxml):
+            raise UsageError("give either a VM name (live) or -f/--dumpxml files (offline), not both")
+        if not self.vm and not self.filename and not self.dumpxml:
+            raise UsageError("explain needs a VM name, or -f FILE and/or --dumpxml FILE")
+        if self.guest_agent and not self.vm:
+            raise UsageError("--guest-agent asks the running guest: give a VM name (live), not -f/--dumpxml")
+        self.version = parse_version(self.kubevirt_version)
+        if self.guest_os is not None and (len(self.guest_os) > 64 or not self.guest_os.strip()):
+            from kubectl_virtio.validate import clip
+
+            raise UsageError("--guest-os %s is not an OS id such as centos6.10 or win10" % clip(self.guest_os))
+        if self.vm:
+            from kubectl_virtio import validate
+
+            self.kind, self.name = validate.vm_ref(self.vm)
+            validate.namespace(self.flags.namespace)
+
+    def run(self, cluster, streams: Streams) -> int:
+        from kubectl_virtio import render
+
+        if self.vm:
+            from kubectl_virtio import live
+
+            exp = live.explain_vm(self, cluster, streams)
+        else:
+            exp = self.explain_files()
+        render.emit(streams.out, render.explanation(exp, self.output, pci=self.pci))
+        return 0
+
+    def explain_files(self):
+        from kubectl_virtio import domain, explain, spec, versions
+
+        stdin_used = [False]
+        vm = None
+        if self.filename:
+            objects = []
+            for path in self.filename:
+                text = _read_source(path, "manifest", stdin_used)
+                objects.extend(spec.load_documents(text, "stdin" if path == "-" else path))
+            vm = spec.select(objects, ", ".join(self.filename))
+        dom = None
+        if self.dumpxml:
+            src = "stdin" if self.dumpxml == "-" else self.dumpxml
+            dom = domain.parse(_read_source(self.dumpxml, "dumpxml", stdin_used), src)
+        version = self.version or versions.NEWEST
+        exp = explain.explain(vm, dom, arch=self.arch, version=version, guest_os=self.guest_os)
+        exp.kubevirt_version_source = "flag" if self.version else "newest-known"
+        if versions.newer_than_known(version):
+            exp.findings.append(explain.Finding(
+                "warning", "KubeVirt %s is newer than %s, the newest release these rules were checked against: "
+                           "models of devices changed since may be misexplained"
+                           % (versions.show(version), versions.show(versions.NEWEST))))
+        return exp
 
 
-def explain_files(args, version):
-    from kubectl_virtio import domain, explain, spec
+# --- guests -----------------------------------------------------------------------------
 
-    stdin_used = [False]
-    vm = None
-    if args.filename:
-        objects = []
-        for path in args.filename:
-            text = _read_source(path, "manifest", stdin_used)
-            objects.extend(spec.load_documents(text, "stdin" if path == "-" else path))
-        vm = spec.select(objects, ", ".join(args.filename))
-    dom = None
-    if args.dumpxml:
-        src = "stdin" if args.dumpxml == "-" else args.dumpxml
-        dom = domain.parse(_read_source(args.dumpxml, "dumpxml", stdin_used), src)
-    return explain.explain(vm, dom, arch=args.arch, version=version, guest_os=args.guest_os)
+@dataclass
+class GuestsOptions:
+    os: List[str] = field(default_factory=list)
+    output: str = "table"
+    needs_cluster = False
 
+    @classmethod
+    def complete(cls, args) -> "GuestsOptions":
+        return cls(os=list(args.os or []), output=args.output)
 
-def cmd_guests(args) -> int:
-    """Offline: the shipped table (guests.py), never the cluster adapter."""
-    from kubectl_virtio import guests, render
+    def validate(self) -> None:
+        pass
 
-    print(render.guest_table(guests.rows(args.os), guests.provenance(), args.output))
-    return 0
+    def run(self, cluster, streams: Streams) -> int:
+        """Offline: the shipped table (guests.py), never the cluster adapter."""
+        from kubectl_virtio import guests, render
+
+        render.emit(streams.out, render.guest_table(guests.rows(self.os), guests.provenance(), self.output))
+        return 0
 
 
-def cmd_completion(args) -> int:
-    from kubectl_virtio import completion
+# --- completion -------------------------------------------------------------------------
 
-    print(completion.instructions())
-    return 0
+@dataclass
+class CompletionOptions:
+    needs_cluster = False
 
+    @classmethod
+    def complete(cls, args) -> "CompletionOptions":
+        return cls()
 
-def _live(name):
-    def run(args):
-        from kubectl_virtio import live
+    def validate(self) -> None:
+        pass
 
-        return getattr(live, name)(args)
+    def run(self, cluster, streams: Streams) -> int:
+        from kubectl_virtio import completion, render
 
-    return run
-
-
-def _fleet_risks():
-    from kubectl_virtio.fleet import RISKS
-
-    return list(RISKS)
+        render.emit(streams.out, completion.instructions())
+        return 0
 
 
-def _list(args):
-    from kubectl_virtio import fleet_list
+def _options_class(command: str):
+    """The options class of a command; live commands' modules are imported only when run."""
+    if command == "table":
+        return TableOptions
+    if command == "explain":
+        return ExplainOptions
+    if command == "completion":
+        return CompletionOptions
+    if command == "guests":
+        return GuestsOptions
+    if command == "dumpxml":
+        from kubectl_virtio.live import DumpxmlOptions
 
-    return fleet_list.run(args)
+        return DumpxmlOptions
+    if command == "list":
+        from kubectl_virtio.fleet_list import ListOptions
+
+        return ListOptions
+    if command == "set-transitional":
+        from kubectl_virtio.set_transitional import SetTransitionalOptions
+
+        return SetTransitionalOptions
+    raise UsageError("unknown command %r" % command)
 
 
-def _set_transitional(args):
-    from kubectl_virtio import set_transitional
+def connect(flags: ClusterFlags):
+    """The cluster adapter for these flags (the only import of the kubernetes client); the
+    namespace from the kubeconfig is checked like one given with -n."""
+    from kubectl_virtio import validate
+    from kubectl_virtio.cluster import Cluster
 
-    return set_transitional.set_transitional(args)
+    cluster = Cluster(flags.kubeconfig, flags.context, flags.namespace, flags.request_timeout)
+    if not flags.namespace:
+        validate.namespace(cluster.namespace, "the kubeconfig context's namespace")
+    return cluster
 
 
-COMMANDS = {"explain": cmd_explain, "table": cmd_table, "dumpxml": _live("dumpxml"),
-            "set-transitional": _set_transitional, "list": _list, "completion": cmd_completion,
-            "guests": cmd_guests}
+def run(args, streams: Optional[Streams] = None) -> int:
+    """Complete -> Validate -> (connect) -> Run for parsed arguments."""
+    streams = streams or Streams()
+    opts = _options_class(args.command).complete(args)
+    opts.validate()
+    cluster = connect(opts.flags) if opts.needs_cluster else None
+    return opts.run(cluster, streams)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv or "-v" in argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, _verbosity = cmdline.strip_verbosity(argv)  # kubectl's -v=N: log verbosity, not --debug
+    debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()
             return 0
-        return COMMANDS[args.command](args)
+        return run(args)
     except VirtioError as e:
         if debug:
             import traceback
@@ -390,7 +305,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(e.hint, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        return 130
+        return interrupted()
     except BrokenPipeError:
         # `kubectl virtio table | head`: stdout went away; exit quietly.
         try:
@@ -404,3 +319,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("error: internal error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         print("Rerun with --debug for the traceback, and please report it.", file=sys.stderr)
         return 1
+
+
+def interrupted() -> int:
+    """Ctrl-C: exit 130 now.  Reads still running in daemon threads are abandoned; flush what
+    was printed and leave without waiting for them (interpreter shutdown could otherwise wait
+    on, or complain about, a thread blocked in a socket)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    import threading
+
+    if threading.active_count() > 1:
+        os._exit(130)
+    return 130

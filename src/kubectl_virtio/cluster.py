@@ -338,7 +338,11 @@ class Cluster:
                           what=("list", "", "pods", ns, None)).get("items") or []
 
     def parallel(self, *calls):
-        """Run independent reads at once (the client's connection pool is thread-safe)."""
+        """Run independent reads at once (the client's connection pool is thread-safe).
+
+        Every call runs in a daemon thread and the caller's thread only waits, in short
+        timed joins: Ctrl-C stops the command at once (the reads still in flight are
+        abandoned), and no wait is unbounded beyond the requests' own timeouts."""
         calls = [c for c in calls if c is not None]
         if len(calls) <= 1:
             return [c() for c in calls]
@@ -348,19 +352,39 @@ class Cluster:
         def run(i):
             try:
                 results[i] = calls[i]()
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread
                 errors[i] = e
 
-        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, len(calls))]
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
         for t in threads:
             t.start()
-        run(0)
         for t in threads:
-            t.join()
+            while t.is_alive():
+                t.join(0.1)
         for e in errors:
             if e is not None:
                 raise e
         return results
+
+    # -- what completion and release detection read ------------------------------------
+    def list_namespaces(self) -> List[str]:
+        items = self._call("GET", "/api/v1/namespaces", what=("list", "", "namespaces", None, None)).get("items")
+        return [n for n in ((i.get("metadata") or {}).get("name") for i in items or [] if isinstance(i, dict)) if n]
+
+    def kubevirt_version(self) -> Optional[str]:
+        """status.observedKubeVirtVersion of the cluster's KubeVirt CR (kubevirt.io/v1 kubevirts;
+        staging/src/kubevirt.io/api/core/v1/types.go KubeVirtStatus).  None when there is none,
+        the user may not list it (403: a namespace user) or the API is not served (404)."""
+        try:
+            data = self._call("GET", self._kv_path(None, "kubevirts"), query=[("limit", "5")],
+                              what=("list", "kubevirt.io", "kubevirts", None, None))
+        except (Forbidden, NotFound):
+            return None
+        for item in data.get("items") or []:
+            v = ((item or {}).get("status") or {}).get("observedKubeVirtVersion")
+            if isinstance(v, str) and v:
+                return v
+        return None
 
     # -- exec ---------------------------------------------------------------------------
     def exec(self, ns: str, pod: str, container: str, argv: List[str], timeout: Optional[float] = None) -> ExecResult:

@@ -8,20 +8,22 @@ ShellCompDirective).  It only reads stdout when the exit status is 0, and passes
 to the user's terminal: so this module always exits 0 and never writes to stderr.
 (kubectl's pkg/cmd/plugin/plugin_completion.go, `pluginCompletion`/`getPluginCompletions`.)
 
-Subcommands and flags come from the real argparse tree (`cli.build_parser`), so they never
+Subcommands and flags come from the real argparse tree (`cmdline.build_parser`), so they never
 drift from what the plugin accepts.  VM names are listed from the cluster only when one is
 wanted: the kubernetes client is imported then and not before, with a short timeout and a
 hard deadline, and any failure just gives no names.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
 import sys
 import threading
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from kubectl_virtio import cmdline
+from kubectl_virtio.cmdline import Flag
 
 # Cobra's ShellCompDirective bits (spf13/cobra completions.go).
 DIRECTIVE_DEFAULT = 0      # let the shell complete file names
@@ -39,29 +41,7 @@ REQUEST_TIMEOUT = 2.0   # seconds, a single API request
 DEADLINE = 3.0          # seconds, all cluster work (kubeconfig exec plugins included)
 
 
-# --- the argparse tree ------------------------------------------------------------------
-
-def _subparsers(parser: argparse.ArgumentParser) -> Dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:  # argparse keeps no public accessor for these
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _subcommand_help(parser: argparse.ArgumentParser) -> Dict[str, str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return {a.dest: a.help or "" for a in action._choices_actions}
-    return {}
-
-
-def _options(parser: argparse.ArgumentParser) -> Dict[str, argparse.Action]:
-    return {s: a for a in parser._actions for s in a.option_strings}
-
-
-def _takes_value(action: argparse.Action) -> bool:
-    return action.nargs != 0
-
+# --- the argparse tree (through cmdline's public views) ----------------------------------------
 
 def _short_help(text: Optional[str]) -> str:
     """A one-line description: the help text without parentheses and examples."""
@@ -81,15 +61,15 @@ class Words:
     given so far, and the cluster flags (so VM names come from the cluster the command
     would talk to)."""
 
-    def __init__(self, root: argparse.ArgumentParser, words: Sequence[str]):
+    def __init__(self, root, words: Sequence[str]):
         self.command: Optional[str] = None
         self.parser = root
         self.positionals: List[str] = []
         self.used: set = set()
         self.values: Dict[str, str] = {}
-        self.pending: Optional[argparse.Action] = None  # the last word was an option wanting a value
+        self.pending: Optional[Flag] = None  # the last word was an option wanting a value
         self.unknown = False  # a word that is no subcommand: nothing sensible to offer
-        subs = _subparsers(root)
+        subs = cmdline.subcommands(root)
         i, n = 0, len(words)
         after_dashdash = False
         while i < n:
@@ -107,7 +87,7 @@ class Words:
             if w == "--":
                 after_dashdash = True
                 continue
-            opts = _options(self.parser)
+            opts = cmdline.flag_map(self.parser)
             name, eq, value = w.partition("=")
             action = opts.get(name)
             if action is None and not w.startswith("--") and len(w) > 2 and w[:2] in opts:
@@ -116,7 +96,7 @@ class Words:
             if action is None:
                 continue
             self.used.add(action.dest)
-            if not _takes_value(action):
+            if not action.takes_value:
                 continue
             if not eq:
                 if i == n:
@@ -136,10 +116,8 @@ class Words:
 def complete(args: Sequence[str], list_names=None) -> Tuple[List[str], int]:
     """Candidates and Cobra directive for `kubectl virtio ARGS` (the last arg is the word
     under the cursor).  `list_names(words, kind)` returns names from the cluster."""
-    from kubectl_virtio import cli
-
     words, cur = list(args[:-1]), (args[-1] if args else "")
-    root = cli.build_parser(prog="kubectl virtio")
+    root = cmdline.build_parser(prog="kubectl virtio")
     w = Words(root, words)
     list_names = list_names or cluster_names
 
@@ -147,8 +125,8 @@ def complete(args: Sequence[str], list_names=None) -> Tuple[List[str], int]:
         return _values(w.pending, cur, w, list_names)
     if cur.startswith("-") and "=" in cur and cur.startswith("--"):
         name, _, value = cur.partition("=")
-        action = _options(w.parser).get(name)
-        if action is None or not _takes_value(action):
+        action = cmdline.flag_map(w.parser).get(name)
+        if action is None or not action.takes_value:
             return [], DIRECTIVE_NO_FILE
         got, directive = _values(action, value, w, list_names)
         return [name + "=" + g for g in got], directive
@@ -157,8 +135,9 @@ def complete(args: Sequence[str], list_names=None) -> Tuple[List[str], int]:
     if cur.startswith("-"):
         return _flags(w, cur), DIRECTIVE_NO_FILE
     if w.command is None:
-        helps = _subcommand_help(root)
-        return [_cand(c, helps.get(c, "")) for c in _subparsers(root) if c.startswith(cur)], DIRECTIVE_NO_FILE
+        helps = cmdline.subcommand_help(root)
+        return [_cand(c, helps.get(c, "")) for c in cmdline.subcommands(root) if c.startswith(cur)], \
+            DIRECTIVE_NO_FILE
     if w.command in VM_COMMANDS and not w.vm_given:
         if w.command == "explain" and ({"filename", "dumpxml"} & w.used):
             return [], DIRECTIVE_NO_FILE  # offline explain takes no VM
@@ -175,13 +154,12 @@ def _cand(value: str, description: str = "") -> str:
 
 def _flags(w: Words, cur: str) -> List[str]:
     out, seen = [], set()
-    for action in w.parser._actions:
-        if not action.option_strings or action.help == argparse.SUPPRESS:
+    for action in cmdline.flags(w.parser):
+        if action.hidden:
             continue
-        repeatable = isinstance(action, (argparse._AppendAction, argparse._CountAction))
-        if action.dest in w.used and not repeatable:
+        if action.dest in w.used and not action.repeatable:
             continue
-        for s in action.option_strings:
+        for s in action.strings:
             if not s.startswith(cur):
                 continue
             if s not in seen:
@@ -190,8 +168,8 @@ def _flags(w: Words, cur: str) -> List[str]:
     return out
 
 
-def _values(action: argparse.Action, cur: str, w: Words, list_names) -> Tuple[List[str], int]:
-    strings = set(action.option_strings)
+def _values(action: Flag, cur: str, w: Words, list_names) -> Tuple[List[str], int]:
+    strings = set(action.strings)
     if strings & FILE_OPTIONS:
         return [], DIRECTIVE_DEFAULT
     if action.choices:
@@ -243,8 +221,8 @@ def _fetch(w: Words, kind: str) -> Iterable[str]:
     timeout = REQUEST_TIMEOUT
     c = Cluster(w.values.get("kubeconfig"), w.values.get("context"), w.values.get("namespace"), timeout)
     if kind == "namespace":
-        items = c._call("GET", "/api/v1/namespaces", what=("list", "", "namespaces", None, None)).get("items") or []
-    elif kind == "vmi":
+        return c.list_namespaces()
+    if kind == "vmi":
         items = c.list_vmis(c.namespace)
     else:
         items = c.list_vms(c.namespace)

@@ -70,6 +70,9 @@ class Explanation:
     guest: Optional[guests.GuestOS] = None
     partial: bool = False
     domain: Optional[D.Domain] = field(default=None, repr=False)
+    # Where kubevirt_version was read (CONTRACT: flag | vmi-launcher-image | launcher-pod-image |
+    # kubevirt-cr | newest-known); the live layer sets it from the resolved VM context.
+    kubevirt_version_source: str = "newest-known"
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -82,7 +85,7 @@ class Explanation:
             "devices": [d.to_dict() for d in self.devices],
             "findings": [f.to_dict() for f in self.findings],
             "verdict": self.verdict,
-            "kubevirtVersion": self.kubevirt_version,
+            "kubevirtVersion": {"version": self.kubevirt_version, "source": self.kubevirt_version_source},
             "guest": self.guest.to_dict() if self.guest else None,
             "partialInput": self.partial,
         }

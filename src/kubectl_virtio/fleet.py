@@ -278,8 +278,10 @@ class Summary:
             self.errors += 1
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"vms": self.vms, "atRisk": self.at_risk,
-                "byRisk": {k: self.by_risk[k] for k in RISKS if k in self.by_risk}, "errors": self.errors}
+        d = {"vms": self.vms, "atRisk": self.at_risk, "byRisk": {k: self.by_risk[k] for k in RISKS if k in self.by_risk}}
+        if self.errors:
+            d["errors"] = self.errors
+        return d
 
 
 # --- table cells --------------------------------------------------------------------------
@@ -447,3 +449,32 @@ def apply_domain(inp: FleetInput, dom, vm: Optional[Dict[str, Any]] = None,
             inp.restart_required = True
             inp.restart_reason = "the running domain has useVirtioTransitional %s models, the spec asks for %s: " \
                                  "restart to apply" % (str(inp.live).lower(), str(inp.effective).lower())
+
+
+def input_from_context(ctx, guest_os: Optional[str] = None) -> FleetInput:
+    """A FleetInput from a resolved VM context (context.VMContext): the same flag, origin,
+    live flag, restart and release as `explain` shows for that VM."""
+    from kubectl_virtio import context as C
+
+    inp = FleetInput(namespace=ctx.namespace, name=ctx.name,
+                     kind="VirtualMachine" if ctx.vm is not None else "VirtualMachineInstance")
+    inp.running = ctx.running
+    inp.effective, inp.origin, inp.live = ctx.effective_known, ctx.origin, ctx.live
+    inp.restart_required, inp.restart_reason = ctx.restart_pending, ctx.restart_reason
+    # A guessed release (the newest the rules know) is not shown as the cluster's.
+    inp.kubevirt_version = ctx.release.text if ctx.release.source != C.SOURCE_NEWEST else None
+    inp.arch = ctx.arch
+    inp.machine = ctx.machine_now or ctx.machine_next
+    inp.annotations = dict(C.meta(ctx.vm if ctx.vm is not None else ctx.vmi).get("annotations") or {})
+    running = ctx.running_spec
+    spec = running if running is not None else ctx.spec
+    ann = dict(spec.annotations)
+    if running is not None:
+        ann.update(C.meta(ctx.vmi).get("annotations") or {})
+    inp.topology_version = ann.get(TOPOLOGY_ANNOTATION)
+    inp.root_complex = str(ann.get(ROOT_COMPLEX_ANNOTATION, "")).lower() == "true"
+    inp.interfaces = len(spec.devices.get("interfaces") or [])
+    g = assess_guest(ctx.vm, ctx.vmi, guest_os)
+    if g is not None:
+        inp.guest = g.to_dict()
+    return inp

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from kubectl_virtio import fleet as F
+from kubectl_virtio.cmdline import ClusterFlags, Streams
 from kubectl_virtio.errors import UsageError, VirtioError
 
 DEFAULT_PARALLEL = 8
@@ -25,14 +26,16 @@ LAUNCHER_SELECTOR = "kubevirt.io=virt-launcher"
 
 
 @dataclass
-class Options:
-    namespace: Optional[str] = None
+class ListOptions:
+    """`list`: Complete (flags) -> Validate (no I/O) -> Run (cluster and streams injected)."""
     all_namespaces: bool = False
     selector: Optional[str] = None
     live: bool = False
     parallel: int = DEFAULT_PARALLEL
     check: bool = False
+    fail_on: str = "no-virtio1-driver"
     fail_rank: int = F.RISKS["no-virtio1-driver"][1]
+    risk: List[str] = field(default_factory=list)
     risks: List[str] = field(default_factory=list)
     ignore: List[str] = field(default_factory=list)
     sort: Optional[str] = None
@@ -40,42 +43,61 @@ class Options:
     no_headers: bool = False
     from_dir: Optional[str] = None
     guest_os: Optional[str] = None
+    flags: ClusterFlags = field(default_factory=ClusterFlags)
 
+    @classmethod
+    def complete(cls, args) -> "ListOptions":
+        return cls(all_namespaces=bool(args.all_namespaces), selector=args.selector, live=bool(args.live),
+                   parallel=args.parallel, check=bool(args.check), fail_on=args.fail_on, risk=list(args.risk or []),
+                   ignore=list(args.ignore or []), sort=args.sort, output=args.output,
+                   no_headers=bool(args.no_headers), from_dir=args.from_dir, guest_os=args.guest_os,
+                   flags=ClusterFlags.from_args(args))
 
-def validate(args) -> Options:
-    """Every flag checked before anything is read (exit 2 on a bad one)."""
-    o = Options(namespace=getattr(args, "namespace", None), all_namespaces=bool(args.all_namespaces),
-                selector=args.selector, live=bool(args.live), parallel=args.parallel, check=bool(args.check),
-                output=args.output, no_headers=bool(args.no_headers), from_dir=args.from_dir,
-                sort=args.sort, guest_os=getattr(args, "guest_os", None))
-    try:
-        o.fail_rank = F.parse_fail_on(args.fail_on)
-    except ValueError as e:
-        raise UsageError("--fail-on: %s" % e) from None
-    for r in args.risk or []:
-        for rid in (x.strip() for x in r.split(",") if x.strip()):
-            if rid not in F.RISKS:
-                raise UsageError("--risk %s: unknown risk (one of: %s)" % (rid, ", ".join(F.RISKS)))
-            o.risks.append(rid)
-    from kubectl_virtio import spec as S
+    @property
+    def needs_cluster(self) -> bool:
+        return self.from_dir is None
 
-    for ref in args.ignore or []:
-        ns, _, name = ref.partition("/")
-        if not name or not S.valid_name(ns) or not S.valid_name(name):
-            raise UsageError("--ignore %r: expected NAMESPACE/NAME" % ref)
-        o.ignore.append("%s/%s" % (ns, name))
-    if not 1 <= o.parallel <= MAX_PARALLEL:
-        raise UsageError("--parallel must be between 1 and %d" % MAX_PARALLEL)
-    if o.from_dir is not None:
-        if o.live:
-            raise UsageError("--live reads a cluster; --from reads a directory: choose one")
-        if o.selector:
-            raise UsageError("-l/--selector selects on the API server; it does not apply to --from")
-    if o.all_namespaces and o.namespace and o.from_dir is None:
-        raise UsageError("-A and -n are exclusive")
-    if o.selector is not None and len(o.selector) > 4096:
-        raise UsageError("the label selector is too long")
-    return o
+    @property
+    def namespace(self) -> Optional[str]:
+        return self.flags.namespace
+
+    def validate(self) -> None:
+        """Every flag checked before anything is read (exit 2 on a bad one)."""
+        from kubectl_virtio import validate
+
+        try:
+            self.fail_rank = F.parse_fail_on(self.fail_on)
+        except ValueError as e:
+            raise UsageError("--fail-on: %s" % e) from None
+        self.risks = []
+        for r in self.risk:
+            for rid in (x.strip() for x in r.split(",") if x.strip()):
+                if rid not in F.RISKS:
+                    raise UsageError("--risk %s: unknown risk (one of: %s)" % (validate.clip(rid), ", ".join(F.RISKS)))
+                self.risks.append(rid)
+        ignore = []
+        for ref in self.ignore:
+            ns, _, name = ref.partition("/")
+            if not name or not validate.is_dns1123_label(ns) or not validate.is_dns1123_subdomain(name):
+                raise UsageError("--ignore %s: expected NAMESPACE/NAME" % validate.clip(ref))
+            ignore.append("%s/%s" % (ns, name))
+        self.ignore = ignore
+        if not 1 <= self.parallel <= MAX_PARALLEL:
+            raise UsageError("--parallel must be between 1 and %d" % MAX_PARALLEL)
+        if self.guest_os is not None and (len(self.guest_os) > 64 or not self.guest_os.strip()):
+            raise UsageError("--guest-os %s is not an OS id such as centos6.10 or win10" % validate.clip(self.guest_os))
+        if self.from_dir is not None:
+            if self.live:
+                raise UsageError("--live reads a cluster; --from reads a directory: choose one")
+            if self.selector:
+                raise UsageError("-l/--selector selects on the API server; it does not apply to --from")
+        elif self.all_namespaces and self.flags.namespace:
+            raise UsageError("-A/--all-namespaces and -n/--namespace exclude each other")
+        validate.namespace(self.flags.namespace)
+        validate.selector(self.selector)
+
+    def run(self, cluster, streams: Streams) -> int:
+        return run(self, cluster, streams)
 
 
 # --- the cluster stream -------------------------------------------------------------------
@@ -157,40 +179,49 @@ def join(vms: Iterator[Dict[str, Any]], vmis: Iterator[Dict[str, Any]]):
             yield None, vmi
 
 
-class PreferenceCache:
-    """One read per distinct preference (by kind, namespace and name), never one per VM.
-    The fleet reads the (Cluster)Preference object; a VM's frozen ControllerRevision is per VM
-    and is read only by `explain` (docs/fleet.md)."""
+class Resolver:
+    """VM contexts (context.build) for joined LIST rows: one read per distinct preference
+    object and at most one read of the KubeVirt CR, however many pages (context.resolve_many
+    does the same for lists held whole)."""
 
     def __init__(self, cluster):
         self.cluster = cluster
-        self.cache: Dict[Tuple[bool, str, str], Tuple[Optional[Dict[str, Any]], Optional[str]]] = {}
-        self.reads = 0
+        self.prefs: Dict[Any, Any] = {}
+        self.cr: Optional[Tuple[Optional[str], Optional[str]]] = None
+        self.releases: Dict[Any, Any] = {}
 
-    def get(self, vm: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-        ref = ((vm.get("spec") or {}).get("preference"))
-        if not isinstance(ref, dict) or not ref:
-            return None, None
-        name = ref.get("name") or ((vm.get("status") or {}).get("preferenceRef") or {}).get("name")
-        kind = str(ref.get("kind") or "").lower()
-        if not name:
-            return None, "the preference is inferred from a volume and not resolved yet"
-        if kind not in ("", "virtualmachineclusterpreference", "virtualmachineclusterpreferences",
-                        "virtualmachinepreference", "virtualmachinepreferences"):
-            return None, "spec.preference.kind %r is not a preference kind" % ref.get("kind")
-        cluster_scoped = kind not in ("virtualmachinepreference", "virtualmachinepreferences")
-        ns = "" if cluster_scoped else ((vm.get("metadata") or {}).get("namespace") or "")
-        key = (cluster_scoped, ns, name)
-        if key not in self.cache:
-            from kubectl_virtio.cluster import Forbidden
+    def context(self, vm, vmi, pods=()):
+        from kubectl_virtio import context as C
 
-            self.reads += 1
-            try:
-                obj = self.cluster.get_preference(ns, name, cluster_scoped)
-                self.cache[key] = (obj, None if obj is not None else "preference %s not found" % name)
-            except Forbidden as e:
-                self.cache[key] = (None, "cannot read preference %s: %s" % (name, e.message))
-        return self.cache[key]
+        pref = None
+        if vm is not None:
+            src = C.preference_source(vm)
+            if src is not None and src.fetchable:
+                ns = C.meta(vm).get("namespace") or ""
+                if src.name:
+                    key = src.object_key(ns)
+                    if key not in self.prefs:
+                        self.prefs[key] = C.fetch_preference(self.cluster, ns, src, by_object=True)
+                    pref = self.prefs[key]
+                else:
+                    pref = C.PreferenceRead(problem="the VM's preference (%s) is only known by its revision; not "
+                                                    "read for a fleet" % src.text())
+        vmi_image = C.status(vmi).get("launcherContainerImageVersion") if vmi is not None else None
+        pod_image = None
+        if pods and vmi is not None:
+            chosen, _ = C.choose_pod(pods, vmi)
+            pod_image = C.compute_image(chosen) if chosen is not None else None
+        key = (vmi_image, pod_image)
+        rel = self.releases.get(key)
+        if rel is None:
+            rel = C.choose_release(None, vmi_image, pod_image)
+            if rel.source == C.SOURCE_NEWEST:
+                if self.cr is None:
+                    self.cr = C.read_kubevirt_cr(self.cluster)
+                rel = C.choose_release(None, vmi_image, pod_image, self.cr[0], self.cr[1])
+            if len(self.releases) < 256:
+                self.releases[key] = rel
+        return C.build(vm, vmi, release=rel, pods=pods, pref=pref)
 
 
 def _compact_pod(pod: Dict[str, Any]) -> Dict[str, Any]:
@@ -204,10 +235,9 @@ def _compact_pod(pod: Dict[str, Any]) -> Dict[str, Any]:
             "status": {"phase": (pod.get("status") or {}).get("phase")}}
 
 
-def cluster_inputs(cluster, o: Options) -> Iterator[Tuple[F.FleetInput, Optional[Callable[[], None]]]]:
+def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Optional[Callable[[], None]]]]:
     """(input, live job or None) for every VM and standalone VMI in scope, in list order."""
-    from kubectl_virtio import domain as D
-    from kubectl_virtio import live as L
+    from kubectl_virtio import context as C
 
     ns = None if o.all_namespaces else cluster.namespace
     pods_by_vmi: Dict[str, List[Dict[str, Any]]] = {}
@@ -225,40 +255,46 @@ def cluster_inputs(cluster, o: Options) -> Iterator[Tuple[F.FleetInput, Optional
                 uid = ((p.get("metadata") or {}).get("labels") or {}).get("kubevirt.io/created-by")
                 if uid:
                     pods_by_vmi.setdefault(uid, []).append(_compact_pod(p))
-    prefs = PreferenceCache(cluster)
+    resolver = Resolver(cluster)
     for vm, vmi in join(_items(vm_pages), _items(vmi_pages)):
-        pref, pref_err = prefs.get(vm) if vm is not None else (None, None)
+        running = vmi is not None and C.status(vmi).get("phase") == C.RUNNING
+        pods = pods_by_vmi.pop(C.meta(vmi).get("uid") or "", []) if (o.live and running) else []
         try:
-            inp = F.input_from_objects(vm, vmi, preference=pref, preference_error=pref_err, guest_os=o.guest_os,
-                                       vmi_expected=not o.selector)
-        except VirtioError as e:
-            m = ((vm or vmi).get("metadata") or {})
-            inp = F.FleetInput(str(m.get("namespace") or ""), str(m.get("name") or "?"), error=e.message)
+            ctx = resolver.context(vm, vmi, pods)
+            inp = F.input_from_context(ctx, o.guest_os)
+        except (VirtioError, ValueError) as e:
+            m = C.meta(vm if vm is not None else vmi)
+            inp = F.FleetInput(str(m.get("namespace") or ""), str(m.get("name") or "?"),
+                               error=getattr(e, "message", None) or str(e))
+            ctx = None
+        if vm is not None and vmi is None and o.selector:
+            # The VMI carries the template's labels, not the VM's: -l may leave it out.
+            st = C.status(vm)
+            inp.running = bool(st.get("created")) or st.get("printableStatus") == "Running"
         job = None
-        running = vmi is not None and (vmi.get("status") or {}).get("phase") == L.RUNNING
-        if o.live and running:
-            pods = pods_by_vmi.pop((vmi.get("metadata") or {}).get("uid") or "", [])
-            job = _live_job(cluster, inp, vm, vmi, pods, L, D)
-        elif o.live and inp.running:
-            inp.error = inp.error or "VMI is %s: no domain to read" % ((vmi or {}).get("status") or {}).get("phase")
+        if o.live and running and ctx is not None:
+            job = _live_job(cluster, inp, ctx)
+        elif o.live and inp.running and vmi is not None:
+            inp.error = inp.error or "VMI is %s: no domain to read" % (C.status(vmi).get("phase") or "without a phase")
         yield inp, job
 
 
-def _live_job(cluster, inp, vm, vmi, pods, L, D):
+def _live_job(cluster, inp: F.FleetInput, ctx):
     def job():
-        pod, _ = L.choose_pod(pods, vmi)
+        from kubectl_virtio import context as C
+        from kubectl_virtio import domain as D
+        from kubectl_virtio import live as L
+
+        pod = ctx.pod
         if pod is None:
             inp.error = "no virt-launcher pod found for the VMI"
             return
-        if (pod.get("status") or {}).get("phase") != L.RUNNING:
-            inp.error = "virt-launcher pod %s is %s" % (pod["metadata"]["name"], pod["status"].get("phase"))
+        if C.status(pod).get("phase") != C.RUNNING:
+            inp.error = "virt-launcher pod %s is %s" % (C.meta(pod).get("name"), C.status(pod).get("phase"))
             return
-        if not inp.kubevirt_version:
-            for c in pod["spec"].get("containers") or []:
-                inp.kubevirt_version = F.image_tag(c.get("image"))
         try:
-            xml = L.virsh_dumpxml(cluster, inp.namespace, pod["metadata"]["name"], vmi)
-            F.apply_domain(inp, D.parse(xml, "the domain XML of %s/%s" % (inp.namespace, inp.name)), vm, vmi)
+            xml = L.virsh_dumpxml(cluster, inp.namespace, C.meta(pod)["name"], ctx.vmi)
+            F.apply_domain(inp, D.parse(xml, "the domain XML of %s/%s" % (inp.namespace, inp.name)), ctx.vm, ctx.vmi)
         except VirtioError as e:
             inp.error = e.message
     return job
@@ -294,7 +330,7 @@ class _Pool:
         return fut
 
 
-def rows(inputs, o: Options, progress=None) -> Iterator[F.Row]:
+def rows(inputs, o: ListOptions, progress=None) -> Iterator[F.Row]:
     """Evaluate inputs in order; live jobs run `o.parallel` at a time, at most a bounded
     window of rows waits for them."""
     pool = _Pool(o.parallel) if o.live else None
@@ -330,10 +366,9 @@ def rows(inputs, o: Options, progress=None) -> Iterator[F.Row]:
 
 # --- the command --------------------------------------------------------------------------
 
-def run(args) -> int:
+def run(o: ListOptions, cluster, streams: Streams) -> int:
     from kubectl_virtio import render
 
-    o = validate(args)
     # Parsed pages are trees of dicts without cycles, freed by reference counting as soon as a
     # page is done; the cyclic collector would only rescan them (tens of thousands of objects
     # a page) every few hundred allocations.  Rarely is enough here.
@@ -343,23 +378,18 @@ def run(args) -> int:
     if o.from_dir is not None:
         from kubectl_virtio import mustgather
 
-        inputs = mustgather.inputs(o.from_dir, namespace=o.namespace if not o.all_namespaces else None,
-                                   guest_os=o.guest_os)
+        inputs = mustgather.inputs(o.from_dir, namespace=o.namespace, guest_os=o.guest_os, err=streams.err)
         where = "in %s" % o.from_dir
-        cluster = None
     else:
-        from kubectl_virtio import live as L
-
-        cluster = L.connect(args)
         inputs = cluster_inputs(cluster, o)
         where = "" if o.all_namespaces else "in %s namespace" % cluster.namespace
     progress = None
-    if o.live and sys.stderr.isatty():
+    if o.live and hasattr(streams.err, "isatty") and streams.err.isatty():
         # tqdm: a maintained progress bar that redraws in place and leaves stdout alone.
         from tqdm import tqdm
 
-        progress = tqdm(total=0, unit="VM", desc="virsh dumpxml", file=sys.stderr, leave=False)
-    printer = render.FleetPrinter(o.output, o.no_headers)
+        progress = tqdm(total=0, unit="VM", desc="virsh dumpxml", file=streams.err, leave=False)
+    printer = render.FleetPrinter(o.output, o.no_headers, out=streams.out)
     summary = F.Summary(o.fail_rank)
     interrupted = False
     buffered: List[F.Row] = []
@@ -386,14 +416,15 @@ def run(args) -> int:
         report["interrupted"] = True
     printer.close(report)
     if printer.count == 0 and o.output in ("table", "wide", "markdown"):
-        print("No VirtualMachines found%s." % (" " + where if where else ""), file=sys.stderr)
+        streams.err.write("No VirtualMachines found%s.\n" % (" " + where if where else ""))
     if interrupted:
-        print("interrupted: %d VMs listed before Ctrl-C" % summary.vms, file=sys.stderr)
-        return 130
+        streams.err.write("interrupted: %d VMs listed before Ctrl-C\n" % summary.vms)
+        streams.err.flush()
+        raise KeyboardInterrupt  # cli: exit 130 at once, without waiting for abandoned execs
     if o.check:
-        print("%d VMs, %d at risk, %d at or above --fail-on %s%s" % (
-            summary.vms, summary.at_risk, summary.failed, args.fail_on,
-            ", %d with errors" % summary.errors if summary.errors else ""), file=sys.stderr)
+        streams.err.write("%d VMs, %d at risk, %d at or above --fail-on %s%s\n" % (
+            summary.vms, summary.at_risk, summary.failed, o.fail_on,
+            ", %d with errors" % summary.errors if summary.errors else ""))
         if summary.failed:
             return F.EXIT_AT_RISK
         if summary.errors:

@@ -162,26 +162,39 @@ def _add(idx: Index, obj: Dict[str, Any]) -> None:
         idx.prefs[(False, key[0], key[1])] = obj
 
 
-def _preference(idx: Index, vm: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    ref = (vm.get("spec") or {}).get("preference")
-    if not isinstance(ref, dict) or not ref.get("name"):
-        return None, None
-    kind = str(ref.get("kind") or "").lower()
-    cluster_scoped = kind not in ("virtualmachinepreference", "virtualmachinepreferences")
-    ns = "" if cluster_scoped else str((vm.get("metadata") or {}).get("namespace") or "")
-    obj = idx.prefs.get((cluster_scoped, ns, ref["name"]))
-    return obj, None if obj is not None else "preference %s is not in the directory" % ref["name"]
+def _preference(idx: Index, vm: Dict[str, Any]):
+    """The VM's preference as read from the directory (context.PreferenceRead) or None."""
+    from kubectl_virtio import context as C
+    from kubectl_virtio import spec as S
+
+    src = C.preference_source(vm)
+    if src is None or not src.fetchable:
+        return None
+    if not src.name:
+        return C.PreferenceRead(problem="the VM's preference (%s) is only known by its revision" % src.text())
+    ns = "" if src.cluster_scoped else str(C.meta(vm).get("namespace") or "")
+    obj = idx.prefs.get((src.cluster_scoped, ns, src.name))
+    if obj is None:
+        return C.PreferenceRead(problem="the VM's preference (%s) is not in the directory" % src.text(),
+                                reason="preference %s not in the directory" % src.name)
+    try:
+        return C.PreferenceRead(S.preference_from_object(obj))
+    except InputError as e:
+        return C.PreferenceRead(problem=e.message)
 
 
-def inputs(root: str, namespace: Optional[str] = None,
-           guest_os: Optional[str] = None) -> Iterator[Tuple[F.FleetInput, None]]:
-    """(input, None) for every VM and standalone VMI found, sorted by namespace/name."""
+def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] = None,
+           err=None) -> Iterator[Tuple[F.FleetInput, None]]:
+    """(input, None) for every VM and standalone VMI found, sorted by namespace/name; each
+    resolved into the same VM context as a live cluster gives (context.build)."""
+    from kubectl_virtio import context as C
     from kubectl_virtio import domain as D
 
+    err = err or sys.stderr
     idx = scan(root)
     for w in idx.warnings[:20]:
-        print("warning: %s" % w, file=sys.stderr)
-    keys = sorted(set(idx.vms) | {k for k, v in idx.vmis.items() if k not in idx.vms}
+        err.write("warning: %s\n" % w)
+    keys = sorted(set(idx.vms) | {k for k in idx.vmis if k not in idx.vms}
                   | {k for k in idx.domains if k not in idx.vms and k not in idx.vmis},
                   key=lambda k: "%s/%s" % k)
     for key in keys:
@@ -191,13 +204,15 @@ def inputs(root: str, namespace: Optional[str] = None,
         if vm is None and vmi is None:
             inp = F.FleetInput(key[0], key[1], kind="Domain", running=True)
         else:
-            pref, err = _preference(idx, vm) if vm is not None else (None, None)
-            pods = idx.pods.get(str(((vmi or {}).get("metadata") or {}).get("uid") or ""), [])
+            pods = idx.pods.get(str(C.meta(vmi).get("uid") or ""), []) if vmi is not None else []
             try:
-                inp = F.input_from_objects(vm, vmi, preference=pref, preference_error=err,
-                                           pod=pods[0] if pods else None, guest_os=guest_os)
-            except VirtioError as e:
-                inp = F.FleetInput(key[0], key[1], error=e.message)
+                chosen = C.choose_pod(pods, vmi)[0] if pods else None
+                rel = C.choose_release(None, C.status(vmi).get("launcherContainerImageVersion") if vmi else None,
+                                       C.compute_image(chosen) if chosen is not None else None)
+                ctx = C.build(vm, vmi, release=rel, pods=pods, pref=_preference(idx, vm) if vm is not None else None)
+                inp = F.input_from_context(ctx, guest_os)
+            except (VirtioError, ValueError) as e:
+                inp = F.FleetInput(key[0], key[1], error=getattr(e, "message", None) or str(e))
         path = idx.domains.get(key)
         if path is not None:
             try:

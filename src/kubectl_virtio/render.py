@@ -42,6 +42,16 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "tab
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
+def emit(stream, text: str) -> None:
+    """Write one rendered block and its newline."""
+    stream.write(text + "\n")
+
+
+def warnings(stream, messages: Iterable[str], prefix: str = "warning: ") -> None:
+    for m in messages:
+        stream.write(prefix + m + "\n")
+
+
 def dump(obj: Dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(obj, indent=2)
@@ -75,8 +85,9 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
                  d.variant or "-", d.rule or "-"] for d in devices]
     flag = exp.to_dict()["useVirtioTransitional"]
     head = ["VM:        %s" % ("%s/%s" % (exp.namespace, exp.name) if exp.namespace else (exp.name or "(unnamed)")),
-            "Arch:      %s%s   KubeVirt rules: %s" % (exp.arch, "   Machine: %s" % exp.machine if exp.machine else "",
-                                                      exp.kubevirt_version),
+            "Arch:      %s%s   KubeVirt rules: %s%s" % (
+                exp.arch, "   Machine: %s" % exp.machine if exp.machine else "", exp.kubevirt_version,
+                _release_source(getattr(exp, "kubevirt_version_source", None))),
             "useVirtioTransitional: %s (from %s)   running domain: %s   restart required: %s" % (
                 str(flag["effective"]).lower(), flag["origin"],
                 "unknown" if flag["live"] is None else str(flag["live"]).lower(),
@@ -113,6 +124,12 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
         parts.append("PCI topology: none to draw without a domain XML (libvirt assigns the slots): pass "
                      "--dumpxml, or explain a running VM")
     return "\n\n".join(parts)
+
+
+def _release_source(source: Optional[str]) -> str:
+    from kubectl_virtio.versions import SOURCE_TEXT
+
+    return " (from %s)" % SOURCE_TEXT.get(source, source) if source else ""
 
 
 def _pci(d) -> str:
@@ -343,3 +360,44 @@ class FleetPrinter:
                         + yaml.safe_dump({"summary": summary}, sort_keys=False, default_flow_style=False))
         else:
             self._flush_table()
+
+
+# --- notes and the fleet view ----------------------------------------------------------
+
+def notes(stream, items, prefix: str = "") -> None:
+    """Resolution notes (severity, message) as `warning: ...` lines."""
+    for n in items:
+        stream.write("%s%s: %s\n" % (prefix, n.severity, n.message))
+
+
+# --- set-transitional -------------------------------------------------------------------
+
+def preview(header: Sequence[str], rows: Sequence[Sequence[str]], steps: Sequence[str], running: bool) -> str:
+    """The per-device preview of set-transitional, as a table (stdout)."""
+    parts = ["\n".join(header) + "\n" +
+             table(["kind", "name", "running now" if running else "model now", "after next start", "note"], rows)]
+    parts += list(steps)
+    return "\n" + "\n\n".join(parts)
+
+
+def preview_compact(ref: str, header: Sequence[str], rows: Sequence[Sequence[str]], steps: Sequence[str]) -> str:
+    """The same in a few lines, for stderr when stdout holds -o json|yaml."""
+    moved = [r for r in rows if r[2] != r[3] or r[4].startswith("depends")]
+    lines = ["preview %s: %s" % (ref, "; ".join(header))]
+    lines += ["  %s %s: %s -> %s (%s)" % tuple(r) for r in moved]
+    lines.append("  %d device(s) change at the next start, %d do not" % (len(moved), len(rows) - len(moved)))
+    lines += list(steps)
+    return "\n".join(lines)
+
+
+def patch_summary(total: int, counts: Dict[str, int]) -> str:
+    line = "%d VM(s): %d patched, %d unchanged, %d failed" % (total, counts.get("patched", 0),
+                                                              counts.get("unchanged", 0), counts.get("failed", 0))
+    if counts.get("restart failed"):
+        line += ", %d restart(s) failed" % counts["restart failed"]
+    return line
+
+
+def error_lines(message: str, hint: str = "", where: str = "") -> str:
+    text = "error: %s%s" % (where + ": " if where else "", message)
+    return text + ("\n" + hint if hint else "")

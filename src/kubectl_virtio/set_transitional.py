@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from kubectl_virtio import domain as D
+from kubectl_virtio import context as C
 from kubectl_virtio import predict as P
 from kubectl_virtio import rules as R
 from kubectl_virtio import spec as S
+from kubectl_virtio.cmdline import ClusterFlags, Streams
 from kubectl_virtio.errors import ClusterError, UsageError
-from kubectl_virtio.live import _meta, _preference_call, _status, connect, parse_ref
 
 FIELD = "spec.template.spec.domain.devices.useVirtioTransitional"
 DEVICES_PATH = ("spec", "template", "spec", "domain", "devices")
@@ -29,9 +28,7 @@ MAX_CONFLICT_RETRIES = 3
 # transitional ones behind a pcie-to-pci-bridge; on i440fx `pc` everything is conventional
 # PCI (libvirt-facts §1.3, qemuDomainFillDevicePCIConnectFlagsIterInit).
 PCIE_ROOT_MACHINES = ("q35", "virt")
-DEFAULT_MACHINE = {"amd64": "q35", "arm64": "virt", "s390x": "s390-ccw-virtio"}
 VARIANT = {R.NT: "modern-only", R.T: "transitional"}
-GONE = ("Succeeded", "Failed")
 OWNER_TEMPLATE_PATHS = {  # kubevirt-facts §5: "patch the owner's template"
     "VirtualMachinePool": ("vmpool", ("spec", "virtualMachineTemplate", "spec", "template", "spec", "domain",
                                       "devices")),
@@ -45,21 +42,6 @@ class RestartFailed(ClusterError):
     def __init__(self, message: str, hint: str, obj: Dict[str, Any]):
         super().__init__(message, hint)
         self.obj = obj
-
-
-def _dig(obj, *keys) -> Dict[str, Any]:
-    """obj[k1][k2]...; {} where a level is missing, null or not an object."""
-    for k in keys:
-        obj = obj.get(k) if isinstance(obj, dict) else None
-    return obj if isinstance(obj, dict) else {}
-
-
-def _template_devices(vm) -> Dict[str, Any]:
-    return _dig(vm, *DEVICES_PATH)
-
-
-def _desired(args) -> Optional[bool]:
-    return None if args.unset else (not args.off)
 
 
 def _show(v) -> str:
@@ -79,77 +61,108 @@ def _nested(path, value) -> Dict[str, Any]:
 
 # --- the command ----------------------------------------------------------------------------
 
-def set_transitional(args) -> int:
-    if bool(args.vm) == bool(args.selector):
-        raise UsageError("give one VM name or -l SELECTOR")
-    if args.all_namespaces and not args.selector:
-        raise UsageError("-A/--all-namespaces goes with -l SELECTOR")
-    kind = name = None
-    if args.vm:
-        kind, name = parse_ref(args.vm)
-    cluster = connect(args)
-    desired = _desired(args)
-    machine_readable = args.output in ("json", "yaml")
-    if name:
-        if kind == "vmi":
-            vmi = cluster.get_vmi(cluster.namespace, name)
-            raise ClusterError(*_vmi_only_message(name, cluster.namespace, vmi, desired))
-        _, obj = _set_one(cluster, cluster.namespace, name, desired, args)
-        if machine_readable:
-            _print_object(args, obj)
-        return 0
+@dataclass
+class SetTransitionalOptions:
+    vm: Optional[str] = None
+    off: bool = False
+    unset: bool = False
+    selector: Optional[str] = None
+    all_namespaces: bool = False
+    dry_run: str = "none"
+    restart: bool = False
+    output: str = "table"
+    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    kind: Optional[str] = None
+    name: Optional[str] = None
+    needs_cluster = True
 
-    ns = None if args.all_namespaces else cluster.namespace
-    vms = cluster.list_vms(ns, args.selector)
-    targets = [(_meta(v).get("namespace"), _meta(v).get("name")) for v in vms]
-    if not targets:
-        print("No VirtualMachines match %s%s." % (args.selector, "" if ns is None else " in namespace %s" % ns),
-              file=sys.stderr)
-    summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
-    items = []
-    for i, (vm_ns, vm_name) in enumerate(targets):
-        if i and not machine_readable:
-            print()
-        try:
-            outcome, obj = _set_one(cluster, vm_ns, vm_name, desired, args)
-            summary[outcome] += 1
-            items.append(obj)
-        except RestartFailed as e:
-            summary["patched"] += 1
-            summary["restart failed"] += 1
-            items.append(e.obj)
-            _print_error(vm_ns, vm_name, e)
-        except ClusterError as e:
-            summary["failed"] += 1
-            _print_error(vm_ns, vm_name, e)
-    if machine_readable:
-        # One parseable document, like `kubectl get -l ... -o json`; everything else is on stderr.
-        _print_object(args, {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}})
-    if targets:
-        line = "%d VM(s): %d patched, %d unchanged, %d failed" % (len(targets), summary["patched"],
-                                                                  summary["unchanged"], summary["failed"])
-        if summary["restart failed"]:
-            line += ", %d restart(s) failed" % summary["restart failed"]
-        print(line if machine_readable else "\n" + line, file=sys.stderr if machine_readable else sys.stdout)
-    return 1 if summary["failed"] or summary["restart failed"] else 0
+    @classmethod
+    def complete(cls, args) -> "SetTransitionalOptions":
+        return cls(vm=args.vm, off=args.off, unset=args.unset, selector=args.selector,
+                   all_namespaces=args.all_namespaces, dry_run=args.dry_run, restart=args.restart,
+                   output=args.output, flags=ClusterFlags.from_args(args))
 
+    @property
+    def desired(self) -> Optional[bool]:
+        return None if self.unset else (not self.off)
 
-def _print_error(ns, name, e) -> None:
-    print("error: %s/%s: %s" % (ns, name, e.message), file=sys.stderr)
-    if e.hint:
-        print(e.hint, file=sys.stderr)
+    @property
+    def machine_readable(self) -> bool:
+        return self.output in ("json", "yaml")
 
+    def validate(self) -> None:
+        from kubectl_virtio import validate
 
-def _print_object(args, obj) -> None:
-    from kubectl_virtio import render
+        if bool(self.vm) == bool(self.selector):
+            raise UsageError("give one VM name or -l SELECTOR")
+        if self.all_namespaces and not self.selector:
+            raise UsageError("-A/--all-namespaces goes with -l SELECTOR")
+        if self.all_namespaces and self.flags.namespace:
+            raise UsageError("-A/--all-namespaces and -n/--namespace exclude each other")
+        if self.vm:
+            self.kind, self.name = validate.vm_ref(self.vm)
+        validate.namespace(self.flags.namespace)
+        validate.selector(self.selector)
 
-    print(render.dump(obj, args.output))
+    def run(self, cluster, streams: Streams) -> int:
+        from kubectl_virtio import render
+
+        desired = self.desired
+        if self.name:
+            if self.kind == "vmi":
+                vmi = cluster.get_vmi(cluster.namespace, self.name)
+                raise ClusterError(*_vmi_only_message(self.name, cluster.namespace, vmi, desired))
+            try:
+                ctx = C.resolve(cluster, cluster.namespace, self.name, pods=False)
+            except C.VMNotFound:
+                raise ClusterError("no VirtualMachine %r in namespace %s" % (self.name, cluster.namespace),
+                                   "check the name, or pass -n NAMESPACE") from None
+            _, obj = _set_one(cluster, ctx, self, streams)
+            if self.machine_readable:
+                render.emit(streams.out, render.dump(obj, self.output))
+            return 0
+
+        ns = None if self.all_namespaces else cluster.namespace
+        vms, vmis = cluster.parallel(lambda: cluster.list_vms(ns, self.selector), lambda: cluster.list_vmis(ns))
+        contexts = C.resolve_many(cluster, vms, vmis)
+        if not contexts:
+            streams.err.write("No VirtualMachines match %s%s.\n" % (
+                self.selector, "" if ns is None else " in namespace %s" % ns))
+        summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
+        items = []
+        for i, ctx in enumerate(contexts):
+            if i and not self.machine_readable:
+                streams.out.write("\n")
+            where = "%s/%s" % (ctx.namespace, ctx.name)
+            try:
+                outcome, obj = _set_one(cluster, ctx, self, streams)
+                summary[outcome] += 1
+                items.append(obj)
+            except RestartFailed as e:
+                summary["patched"] += 1
+                summary["restart failed"] += 1
+                items.append(e.obj)
+                render.emit(streams.err, render.error_lines(e.message, e.hint, where))
+            except ClusterError as e:
+                summary["failed"] += 1
+                render.emit(streams.err, render.error_lines(e.message, e.hint, where))
+        if self.machine_readable:
+            # One parseable document, like `kubectl get -l ... -o json`; everything else is on stderr.
+            render.emit(streams.out, render.dump({"apiVersion": "v1", "items": items, "kind": "List",
+                                                  "metadata": {"resourceVersion": ""}}, self.output))
+        if contexts:
+            line = render.patch_summary(len(contexts), summary)
+            if self.machine_readable:
+                render.emit(streams.err, line)
+            else:
+                render.emit(streams.out, "\n" + line)
+        return 1 if summary["failed"] or summary["restart failed"] else 0
 
 
 # --- refusals -------------------------------------------------------------------------------
 
 def _controller(obj) -> Optional[Dict[str, Any]]:
-    refs = [o for o in (_meta(obj).get("ownerReferences") or []) if isinstance(o, dict)]
+    refs = [o for o in (C.meta(obj).get("ownerReferences") or []) if isinstance(o, dict)]
     return next((o for o in refs if o.get("controller")), None)
 
 
@@ -183,57 +196,58 @@ def _owner_refusal(vm, desired) -> Optional[Tuple[str, str]]:
     o = _controller(vm)
     if o and o.get("kind") in OWNER_TEMPLATE_PATHS:
         return ("VirtualMachine %s is owned by %s %s, which manages its spec: patch the %s's template instead"
-                % (_meta(vm).get("name"), o.get("kind"), o.get("name"), o.get("kind")),
+                % (C.meta(vm).get("name"), o.get("kind"), o.get("name"), o.get("kind")),
                 _owner_patch_hint(o.get("kind"), o.get("name"), desired))
     return None
 
 
 # --- one VM ---------------------------------------------------------------------------------
 
-def _set_one(cluster, ns, name, desired, args) -> Tuple[str, Dict[str, Any]]:
-    vm, vmi = cluster.parallel(lambda: cluster.get_vm(ns, name), lambda: cluster.get_vmi(ns, name))
+def _set_one(cluster, ctx: C.VMContext, opts: SetTransitionalOptions, streams: Streams) -> Tuple[str, Dict[str, Any]]:
+    from kubectl_virtio import render
+
+    ns, name, desired = ctx.namespace, ctx.name, opts.desired
+    vm = ctx.vm
     if vm is None:
-        if vmi is not None:
-            raise ClusterError(*_vmi_only_message(name, ns, vmi, desired))
-        raise ClusterError("no VirtualMachine %r in namespace %s" % (name, ns), "check the name, or pass -n NAMESPACE")
+        raise ClusterError(*_vmi_only_message(name, ns, ctx.vmi, desired))
     refusal = _owner_refusal(vm, desired)
     if refusal:
         raise ClusterError(*refusal)
     ref = "virtualmachine.kubevirt.io/%s" % name
-    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
-    out = sys.stdout if args.output == "table" else sys.stderr  # json/yaml: stdout holds only the object
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(opts.dry_run, "")
+    out = streams.out if opts.output == "table" else streams.err  # json/yaml: stdout holds only the object
     from kubectl_virtio.cluster import Conflict
 
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
-        current = _template_devices(vm).get("useVirtioTransitional")
-        current = current if isinstance(current, bool) else None
-        plan = _plan(cluster, ns, vm, vmi, current, desired)
+        current = ctx.template_flag
+        plan = make_plan(ctx, desired, cluster.namespace)
         if current == desired:
-            print(ref + " unchanged" + suffix, file=out)
-            _report(args, plan, out)
-            _restart_step(cluster, args, plan, out)
+            render.emit(out, ref + " unchanged" + suffix)
+            _report(opts, plan, out, streams)
+            _restart_step(cluster, opts, plan, out)
             return "unchanged", vm
-        patch = {"metadata": {"resourceVersion": _meta(vm).get("resourceVersion")},
+        patch = {"metadata": {"resourceVersion": C.meta(vm).get("resourceVersion")},
                  "spec": {"template": {"spec": {"domain": {"devices": {"useVirtioTransitional": desired}}}}}}
-        if args.dry_run == "client":
+        if opts.dry_run == "client":
             result = _apply_locally(vm, desired)
-            print("would send to %s (merge patch):\n  %s" % (ref, _json(patch)), file=out)
+            render.emit(out, "would send to %s (merge patch):\n  %s" % (ref, _json(patch)))
         else:
             try:
-                result = cluster.patch_vm(ns, name, patch, dry_run=args.dry_run == "server")
+                result = cluster.patch_vm(ns, name, patch, dry_run=opts.dry_run == "server")
             except Conflict:
                 if attempt == MAX_CONFLICT_RETRIES:
                     raise ClusterError("VirtualMachine %s/%s kept changing under us (%d conflicts); nothing was "
                                        "overwritten" % (ns, name, attempt + 1), "try again") from None
-                print("warning: %s was modified concurrently; re-reading and checking again" % ref, file=sys.stderr)
+                render.warnings(streams.err, ["%s was modified concurrently; re-reading and checking again" % ref])
                 vm = cluster.get_vm(ns, name)
                 if vm is None:
                     raise ClusterError("VirtualMachine %s/%s was deleted meanwhile" % (ns, name)) from None
+                ctx = C.with_vm(ctx, vm)
                 continue
-        print(ref + " patched" + suffix, file=out)
-        _report(args, plan, out)
+        render.emit(out, ref + " patched" + suffix)
+        _report(opts, plan, out, streams)
         try:
-            _restart_step(cluster, args, plan, out)
+            _restart_step(cluster, opts, plan, out)
         except ClusterError as e:
             raise RestartFailed("%s was patched%s, but %s" % (ref, suffix, e.message), e.hint, result) from None
         return "patched", result
@@ -295,85 +309,27 @@ class Plan:
         return None  # our patch just changed the template: the condition is not updated yet
 
 
-def _load_preference(cluster, ns, vm) -> Tuple[Optional[S.Preference], Optional[str]]:
-    """(preference, problem): problem says why the preference that decides an unset field could
-    not be read; the caller then treats its value as unknown instead of failing."""
-    call = _preference_call(cluster, ns, _apply_locally(vm, None))
-    if call is None:
-        return None, None
-    ref = (vm.get("spec") or {}).get("preference") or {}
-    what = "%s %s" % (ref.get("kind") or "VirtualMachineClusterPreference", ref.get("name"))
-    try:
-        source, obj = call()
-    except ClusterError as e:
-        return None, "cannot read %s (%s)" % (what, e.message)
-    if not obj:
-        return None, "%s %s was not found" % (what, "revision" if source == "revision" else "object")
-    try:
-        return S.preference_from_object(obj), None
-    except Exception as e:  # noqa: BLE001 - a malformed revision must not stop the patch
-        return None, "cannot read %s: %s" % (what, getattr(e, "message", e))
-
-
-def _effective(vm, pref, problem, value) -> Tuple[Optional[bool], str]:
-    if isinstance(value, bool):
-        return value, "vm"
-    if problem:
-        return None, "unknown"
-    s = S.vm_from_object(_apply_locally(vm, None))
-    s.preference = pref
-    return s.effective_flag()
-
-
-def _restart_required(vm) -> Optional[str]:
-    for c in _status(vm).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == "RestartRequired" and c.get("status") == "True":
-            return c.get("message") or "RestartRequired"
-    return None
-
-
-def _run_strategy(vm) -> str:
-    spec = vm.get("spec") or {}
-    return spec.get("runStrategy") or ("Always" if spec.get("running") else "Halted")
-
-
-def _machines(vm, vmi, running, arch) -> Tuple[Optional[str], str, str]:
-    """(family now, family at the next start, how the latter was found)."""
-    now = None
-    if running:
-        now = D.machine_family(_dig(vmi, "status", "machine").get("type")
-                               or _dig(vmi, "spec", "domain", "machine").get("type"))
-    tmpl = _dig(vm, "spec", "template", "spec", "domain", "machine").get("type")
-    if tmpl:
-        return now, D.machine_family(str(tmpl)), ""
-    vmi_type = _dig(vmi, "spec", "domain", "machine").get("type") if vmi else None
-    if vmi_type:  # the mutating webhook filled in the cluster's default when the VMI was made
-        return now, D.machine_family(str(vmi_type)), " (the cluster default)"
-    return now, DEFAULT_MACHINE.get(arch, "q35"), " (assumed: KubeVirt's %s default)" % arch
-
-
-def _plan(cluster, ns, vm, vmi, current, desired) -> Plan:
-    pref, problem = _load_preference(cluster, ns, vm)
-    running = vmi is not None and _status(vmi).get("phase") not in GONE
-    arch = S.arch_from_go(_dig(vmi, "spec").get("architecture")) or \
-        S.arch_from_go(_dig(vm, "spec", "template", "spec").get("architecture")) or "amd64"
-    # The VMI spec holds the value in effect, a preference's included (kubevirt-facts §3); nil = false.
-    live = _dig(vmi, "spec", "domain", "devices").get("useVirtioTransitional") is True if running else None
-    m_now, m_next, m_note = _machines(vm, vmi, running, arch)
-    plan = Plan(ns=ns, name=_meta(vm).get("name"), context_ns=cluster.namespace, current=current, desired=desired,
-                before=_effective(vm, pref, problem, current), after=_effective(vm, pref, problem, desired),
-                running=running, live=live, restart_required=_restart_required(vm), run_strategy=_run_strategy(vm),
-                arch=arch, machine_now=m_now, machine_next=m_next, machine_note=m_note)
-    if problem and (plan.after[0] is None or (not running and plan.before[0] is None)):
+def make_plan(ctx: C.VMContext, desired: Optional[bool], context_ns: Optional[str] = None) -> Plan:
+    """What the patch changes, from the VM's resolved context (pure)."""
+    current = ctx.template_flag
+    running = ctx.running
+    plan = Plan(ns=ctx.namespace, name=ctx.name, context_ns=context_ns or ctx.namespace, current=current,
+                desired=desired, before=ctx.flag_with(current), after=ctx.flag_with(desired), running=running,
+                live=ctx.running_flag if running else None, restart_required=ctx.restart_condition,
+                run_strategy=ctx.run_strategy, arch=ctx.arch, machine_now=ctx.machine_now,
+                machine_next=ctx.machine_next, machine_note=ctx.machine_note)
+    reason = ctx.preference_reason or (ctx.preference_note.message if ctx.preference_note else None)
+    if ctx.preference_unread and (plan.after[0] is None or (not running and plan.before[0] is None)):
         plan.warnings.append("%s: the value it gives is unknown (origin \"unknown\"), and so are the models it "
-                             "decides" % problem)
+                             "decides" % reason)
     if desired is None and plan.after[1] == "default":
         plan.warnings.append("no preference sets preferredUseVirtioTransitional: after --unset the default "
                              "false applies")
-    vm_after = S.vm_from_object(_apply_locally(vm, desired))
-    vm_after.preference = pref
-    now_flag = live if running else plan.before[0]
-    plan.rows = [r for r in (_row(exp, now_flag, plan.after[0], plan) for exp in P.predict(vm_after, arch)) if r]
+    vm_after = S.vm_from_object(_apply_locally(ctx.vm, desired))
+    vm_after.preference = ctx.preference
+    now_flag = plan.live if running else plan.before[0]
+    plan.rows = [r for r in (_row(exp, now_flag, plan.after[0], plan)
+                             for exp in P.predict(vm_after, plan.arch, ctx.release.version)) if r]
     return plan
 
 
@@ -447,11 +403,12 @@ def _header(plan) -> List[str]:
     return lines
 
 
-def _next_steps(args, plan) -> List[str]:
+def next_steps(restart: bool, dry_run: str, plan: Plan) -> List[str]:
+    """What to do next, after the preview (pure): restart, or nothing."""
     name, changed = plan.name, plan.changed
     differs = plan.differs
-    restarting = args.restart and args.dry_run == "none"
-    if args.restart and (not plan.running or not differs):
+    restarting = restart and dry_run == "none"
+    if restart and (not plan.running or not differs):
         return []  # _restart_step says why nothing is restarted
     if not plan.running:
         return ["Next: VM %s is not running; the change applies when it starts." % name] if changed else []
@@ -477,39 +434,31 @@ def _next_steps(args, plan) -> List[str]:
     return [text]
 
 
-def _report(args, plan, out) -> None:
+def _report(opts, plan, out, streams: Streams) -> None:
     """The preview: a table on stdout; with -o json|yaml a compact form on stderr."""
-    for w in plan.warnings:
-        print("warning: %s/%s: %s" % (plan.ns, plan.name, w) if args.selector else "warning: " + w,
-              file=sys.stderr)
-    steps = _next_steps(args, plan)
-    if args.output == "table":
-        from kubectl_virtio import render
+    from kubectl_virtio import render
 
-        print()
-        print("\n".join(_header(plan)))
-        print(render.table(["kind", "name", "running now" if plan.running else "model now", "after next start",
-                            "note"], plan.rows))
-        for s in steps:
-            print("\n" + s)
-        return
-    moved = [r for r in plan.rows if r[2] != r[3] or r[4].startswith("depends")]
-    print("preview %s/%s: %s" % (plan.ns, plan.name, "; ".join(_header(plan))), file=out)
-    for r in moved:
-        print("  %s %s: %s -> %s (%s)" % tuple(r), file=out)
-    print("  %d device(s) change at the next start, %d do not" % (len(moved), len(plan.rows) - len(moved)), file=out)
-    for s in steps:
-        print(s, file=out)
+    render.warnings(streams.err, [("%s/%s: %s" % (plan.ns, plan.name, w)) if opts.selector else w
+                                  for w in plan.warnings])
+    steps = next_steps(opts.restart, opts.dry_run, plan)
+    if opts.output == "table":
+        render.emit(out, render.preview(_header(plan), plan.rows, steps, plan.running))
+    else:
+        render.emit(out, render.preview_compact("%s/%s" % (plan.ns, plan.name), _header(plan), plan.rows, steps))
 
 
 # --- restart ----------------------------------------------------------------------------------
 
-def _restart_step(cluster, args, plan, out) -> None:
-    if not args.restart:
+def _restart_step(cluster, opts, plan, out) -> None:
+    if not opts.restart:
         return
     name, ref = plan.name, "virtualmachine.kubevirt.io/%s" % plan.name
+
+    def say(text):
+        out.write(text + "\n")
+
     if not plan.running:
-        print("--restart: VM %s is not running: nothing restarted; the value applies when it starts" % name, file=out)
+        say("--restart: VM %s is not running: nothing restarted; the value applies when it starts" % name)
         return
     differs = plan.differs
     if differs is False:
@@ -518,32 +467,30 @@ def _restart_step(cluster, args, plan, out) -> None:
             extra = ("; RestartRequired is set for another change (%s): restart it yourself if you want that "
                      "applied" % plan.restart_required)
         if plan.after[0] is None:
-            print("--restart: not restarting %s: KubeVirt does not show RestartRequired, so the running VM "
-                  "(useVirtioTransitional %s) matches its template with the preference applied"
-                  % (name, _show(plan.live)), file=out)
+            say("--restart: not restarting %s: KubeVirt does not show RestartRequired, so the running VM "
+                "(useVirtioTransitional %s) matches its template with the preference applied"
+                % (name, _show(plan.live)))
         else:
-            print("--restart: not restarting %s: the running VM already has useVirtioTransitional %s%s"
-                  % (name, _show(plan.live), extra), file=out)
+            say("--restart: not restarting %s: the running VM already has useVirtioTransitional %s%s"
+                % (name, _show(plan.live), extra))
         return
     if differs is None:
-        print("--restart: not restarting %s: cannot tell whether the running VM differs (the preference could not "
-              "be read); if KubeVirt sets RestartRequired on it, restart it: virtctl restart %s" % (name, name),
-              file=out)
+        say("--restart: not restarting %s: cannot tell whether the running VM differs (the preference could not "
+            "be read); if KubeVirt sets RestartRequired on it, restart it: virtctl restart %s" % (name, name))
         return
-    if args.dry_run == "client":
-        print("--restart: would restart %s through KubeVirt's restart subresource (dry run): not restarted" % name,
-              file=out)
+    if opts.dry_run == "client":
+        say("--restart: would restart %s through KubeVirt's restart subresource (dry run): not restarted" % name)
         return
     from kubectl_virtio.cluster import Conflict
 
     try:
         # kubevirt pkg/virt-api/rest/lifecycle.go RestartVMRequestHandler hands RestartOptions.DryRun
         # to its status patch, so a server dry run checks the runStrategy and changes nothing.
-        cluster.restart_vm(plan.ns, name, dry_run=args.dry_run == "server")
+        cluster.restart_vm(plan.ns, name, dry_run=opts.dry_run == "server")
     except Conflict as e:
         raise ClusterError("KubeVirt refused to restart %s (runStrategy %s): %s" % (name, plan.run_strategy, e.message),
                            "restart it by hand: virtctl stop %s && virtctl start %s" % (name, name)) from None
-    if args.dry_run == "server":
-        print("%s restart accepted (server dry run): not restarted" % ref, file=out)
+    if opts.dry_run == "server":
+        say("%s restart accepted (server dry run): not restarted" % ref)
     else:
-        print("%s restart requested: the new models apply when it is back up" % ref, file=out)
+        say("%s restart requested: the new models apply when it is back up" % ref)

@@ -72,3 +72,52 @@ def describe(spans) -> str:
 
 def has_flag(v: Version) -> bool:
     return holds(WITH_FLAG, v)
+
+
+# Where the release that decides the rules was read (CONTRACT: kubevirtVersion.source).
+SOURCE_TEXT = {"flag": "--kubevirt-version", "vmi-launcher-image": "the VMI's launcher image",
+               "launcher-pod-image": "the launcher pod's image", "kubevirt-cr": "the KubeVirt CR",
+               "newest-known": "the newest release these rules know"}
+
+
+def newer_than_known(v: Version) -> bool:
+    return v > NEWEST
+
+
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+
+
+def from_image(image: Optional[str]) -> Tuple[Optional[Version], str]:
+    """The KubeVirt release in a virt-launcher image reference, and why there is none.
+
+    'quay.io/kubevirt/virt-launcher:v1.6.4' -> ((1, 6, 4), ''); a tag followed by a digest
+    ('...:v1.6.4@sha256:...') keeps the tag.  A bare digest ('...@sha256:...'), no tag, or
+    a tag that is not a release ('latest', a nightly build) -> (None, reason).  virt-operator
+    names the image `<registry>/<prefix>virt-launcher:<version>` (kubevirt
+    pkg/virt-operator/resource/generate/components/daemonsets.go); a repository whose name
+    does not end in `virt-launcher` is a downstream build set by VIRT_LAUNCHER_IMAGE, whose
+    tag is its product's release, not KubeVirt's.
+    """
+    if not image or not isinstance(image, str):
+        return None, "no image"
+    ref = image.strip()
+    if len(ref) > 1024:
+        return None, "an image reference of %d characters" % len(ref)
+    name, at, digest = ref.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    repo, colon, tag = last.partition(":")
+    if not colon:
+        if at and _DIGEST_RE.match(digest):
+            return None, "the image is pinned by digest (%s), which names no release" % _clip(digest, 20)
+        return None, "the image has no tag"
+    if not repo.endswith("virt-launcher"):
+        return None, "image %s is not upstream's virt-launcher: its tag %s need not be a KubeVirt release" % (
+            repo, _clip(tag, 40))
+    try:
+        return parse(tag), ""
+    except ValueError:
+        return None, "its tag %r is not a KubeVirt release" % _clip(tag, 40)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."

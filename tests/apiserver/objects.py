@@ -173,13 +173,15 @@ def vmi(name: str = "testvm", namespace: str = "default", spec: dict | None = No
         uid: str | None = None, node_name: str | None = DEFAULT_NODE, runtime_user: int = NONROOT_UID,
         phase: str = "Running", migration_state: dict | None = None, architecture: str = "amd64",
         owner_vm: dict | bool | None = None, labels: dict | None = None, annotations: dict | None = None,
-        use_virtio_transitional: bool | None = None, ip: str = "10.244.0.15", created=None) -> dict:
+        use_virtio_transitional: bool | None = None, ip: str = "10.244.0.15", created=None,
+        image: str | None = LAUNCHER_IMAGE) -> dict:
     """A VirtualMachineInstance as virt-controller/virt-handler leave it.
 
     owner_vm: the VM dict (its template spec and labels are used when `spec`/`labels` are
     not given, and it becomes the controller owner), or True for an owner reference to a VM
     of the same name.  runtime_user: 107 = non-root launcher (KubeVirt's default), 0 = root.
-    migration_state: copied to `status.migrationState` verbatim.
+    migration_state: copied to `status.migrationState` verbatim.  image: the launcher image
+    virt-controller records in status.launcherContainerImageVersion (None: not recorded).
     """
     created_ts = timestamp(created)
     uid = uid or uid_for("VirtualMachineInstance", namespace, name)
@@ -224,7 +226,7 @@ def vmi(name: str = "testvm", namespace: str = "default", spec: dict | None = No
 
     running = phase == "Running"
     status: dict = {"phase": phase, "runtimeUser": runtime_user, "guestOSInfo": {},
-                    "launcherContainerImageVersion": LAUNCHER_IMAGE, "qosClass": "Burstable",
+                    "launcherContainerImageVersion": image, "qosClass": "Burstable",
                     "migrationMethod": "BlockMigration", "migrationTransport": "Unix",
                     "selinuxContext": "none",
                     "currentCPUTopology": {"cores": 1, "sockets": 1, "threads": 1},
@@ -242,6 +244,8 @@ def vmi(name: str = "testvm", namespace: str = "default", spec: dict | None = No
                                                                                      for i in (0, 2, 4)),
                                  "infoSource": "domain, guest-agent", "linkState": "up", "queueCount": 1}]
         status["machine"] = {"type": "pc-q35-rhel9.6.0" if architecture == "amd64" else "virt-rhel9.6.0"}
+    if image is None:
+        del status["launcherContainerImageVersion"]
     if migration_state is not None:
         status["migrationState"] = copy.deepcopy(migration_state)
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": meta, "spec": spec,
@@ -252,18 +256,20 @@ def vmi(name: str = "testvm", namespace: str = "default", spec: dict | None = No
 
 def launcher_pod(vmi_obj: dict, node: str | None = None, created=None, phase: str = "Running", *,
                  name: str | None = None, uid: str | None = None, ip: str | None = None,
-                 extra: dict | None = None) -> dict:
+                 extra: dict | None = None, image: str | None = None) -> dict:
     """The virt-launcher pod of `vmi_obj` (see kubevirt-facts §4 for every label/annotation).
 
     node defaults to the VMI's status.nodeName.  The runtime user (root or 107) comes from the
     VMI's status.runtimeUser.  `extra` is merged last with JSON-merge-patch rules (None deletes),
-    e.g. `extra={"metadata": {"labels": {"kubevirt.io/migrationJobUID": "..."}}}`.
+    e.g. `extra={"metadata": {"labels": {"kubevirt.io/migrationJobUID": "..."}}}`.  image: the
+    containers' image (default: the VMI's status.launcherContainerImageVersion, else LAUNCHER_IMAGE).
     """
     vmeta, vstatus = vmi_obj["metadata"], vmi_obj.get("status", {})
     ns, vmi_name, vmi_uid = vmeta["namespace"], vmeta["name"], vmeta["uid"]
     node = node or vstatus.get("nodeName") or DEFAULT_NODE
     name = name or launcher_pod_name(vmi_name, vmi_uid, node)
     created_ts = timestamp(created)
+    image = image or vstatus.get("launcherContainerImageVersion") or LAUNCHER_IMAGE
     user = int(vstatus.get("runtimeUser", NONROOT_UID))
     nonroot = user != 0
     ip = ip or next((i.get("ipAddress") for i in vstatus.get("interfaces") or []), None) or "10.244.0.15"
@@ -288,7 +294,7 @@ def launcher_pod(vmi_obj: dict, node: str | None = None, created=None, phase: st
     caps = ["NET_BIND_SERVICE"] if nonroot else ["NET_BIND_SERVICE", "SYS_NICE"]
     container_sc = {"allowPrivilegeEscalation": False, "capabilities": {"add": caps, "drop": ["ALL"]},
                     "privileged": False, "runAsUser": user, "runAsGroup": user, "runAsNonRoot": nonroot}
-    compute = {"name": "compute", "image": LAUNCHER_IMAGE, "imagePullPolicy": "IfNotPresent", "command": command,
+    compute = {"name": "compute", "image": image, "imagePullPolicy": "IfNotPresent", "command": command,
                "env": [{"name": "XDG_CACHE_HOME", "value": "/var/run/kubevirt-private"},
                        {"name": "XDG_CONFIG_HOME", "value": "/var/run/kubevirt-private"},
                        {"name": "XDG_RUNTIME_DIR", "value": "/var/run"},
@@ -304,7 +310,7 @@ def launcher_pod(vmi_obj: dict, node: str | None = None, created=None, phase: st
                "volumeMounts": [{"mountPath": "/var/run/kubevirt-private", "name": "private"},
                                 {"mountPath": "/var/run/kubevirt", "name": "public"},
                                 {"mountPath": "/var/run/libvirt", "name": "libvirt-runtime"}]}
-    console = {"name": "guest-console-log", "image": LAUNCHER_IMAGE, "imagePullPolicy": "IfNotPresent",
+    console = {"name": "guest-console-log", "image": image, "imagePullPolicy": "IfNotPresent",
                "command": ["/usr/bin/virt-tail"],
                "args": ["--logfile", f"/var/run/kubevirt-private/{vmi_uid}/virt-serial0-log"],
                "resources": {"limits": {"cpu": "15m", "memory": "60M"},
@@ -319,8 +325,8 @@ def launcher_pod(vmi_obj: dict, node: str | None = None, created=None, phase: st
         pod_sc["fsGroup"] = user
     running = phase == "Running"
     container_statuses = [
-        {"name": c["name"], "image": LAUNCHER_IMAGE,
-         "imageID": "quay.io/kubevirt/virt-launcher@sha256:" + hashlib.sha256(LAUNCHER_IMAGE.encode()).hexdigest(),
+        {"name": c["name"], "image": image,
+         "imageID": "quay.io/kubevirt/virt-launcher@sha256:" + hashlib.sha256(image.encode()).hexdigest(),
          "containerID": "cri-o://" + hashlib.sha256(f"{name}/{c['name']}".encode()).hexdigest(),
          "ready": running, "restartCount": 0, "started": running,
          "state": {"running": {"startedAt": created_ts}} if running else {"waiting": {"reason": "ContainerCreating"}}}
@@ -358,6 +364,25 @@ def launcher_pod(vmi_obj: dict, node: str | None = None, created=None, phase: st
     if extra:
         pod = merge_patch(pod, extra)
     return pod
+
+
+# --- the KubeVirt CR --------------------------------------------------------------------------
+
+def kubevirt_cr(version: str = KUBEVIRT_VERSION, namespace: str = "kubevirt", name: str = "kubevirt") -> dict:
+    """The KubeVirt CR as virt-operator leaves it once deployed (status.observedKubeVirtVersion)."""
+    return {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+            "metadata": {"name": name, "namespace": namespace, "uid": uid_for("KubeVirt", namespace, name),
+                         "generation": 1, "creationTimestamp": timestamp()},
+            "spec": {"certificateRotateStrategy": {}, "configuration": {}, "imagePullPolicy": "IfNotPresent",
+                     "workloadUpdateStrategy": {}},
+            "status": {"phase": "Deployed", "observedKubeVirtVersion": version,
+                       "observedKubeVirtRegistry": "quay.io/kubevirt", "targetKubeVirtVersion": version,
+                       "targetKubeVirtRegistry": "quay.io/kubevirt", "operatorVersion": version,
+                       "conditions": [{"type": "Available", "status": "True", "reason": "AllComponentsReady"}]}}
+
+
+def launcher_image(version: str = KUBEVIRT_VERSION) -> str:
+    return f"quay.io/kubevirt/virt-launcher:{version}"
 
 
 # --- preferences -----------------------------------------------------------------------------

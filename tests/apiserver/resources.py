@@ -73,6 +73,9 @@ VM = Resource("kubevirt.io", "v1", "virtualmachines", "VirtualMachine", short_na
               categories=("all",), custom=True, status_subresource=True)
 VMI = Resource("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance",
                short_names=("vmi", "vmis"), categories=("all",), custom=True, status_subresource=False)
+# The KubeVirt install itself (virt-operator's CR), read for status.observedKubeVirtVersion.
+KUBEVIRT_CR = Resource("kubevirt.io", "v1", "kubevirts", "KubeVirt", short_names=("kv", "kvs"), custom=True,
+                       status_subresource=True)
 PREFERENCE = Resource("instancetype.kubevirt.io", "v1beta1", "virtualmachinepreferences",
                       "VirtualMachinePreference", short_names=("vmpref", "vmprefs", "vmp", "vmps"),
                       custom=True)
@@ -80,7 +83,7 @@ CLUSTER_PREFERENCE = Resource("instancetype.kubevirt.io", "v1beta1", "virtualmac
                               "VirtualMachineClusterPreference", namespaced=False,
                               short_names=("vmcp", "vmcps"), custom=True)
 
-RESOURCES: tuple[Resource, ...] = (POD, NAMESPACE, CONTROLLER_REVISION, VM, VMI, PREFERENCE,
+RESOURCES: tuple[Resource, ...] = (POD, NAMESPACE, CONTROLLER_REVISION, VM, VMI, KUBEVIRT_CR, PREFERENCE,
                                    CLUSTER_PREFERENCE)
 
 GROUP_VERSIONS: list[GroupVersion] = [
@@ -90,7 +93,7 @@ GROUP_VERSIONS: list[GroupVersion] = [
         Subresource("", "v1", "pods/status", "Pod", ("get", "patch", "update")),
     ]),
     GroupVersion("apps", "v1", [CONTROLLER_REVISION]),
-    GroupVersion("kubevirt.io", "v1", [VM, VMI], [
+    GroupVersion("kubevirt.io", "v1", [VM, VMI, KUBEVIRT_CR], [
         Subresource("kubevirt.io", "v1", "virtualmachines/status", "VirtualMachine",
                     ("get", "patch", "update")),
     ]),
