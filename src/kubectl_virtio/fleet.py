@@ -335,27 +335,51 @@ def image_tag(image: Optional[str]) -> Optional[str]:
 _GUEST_CACHE: Dict[Any, Any] = {}
 
 
-def assess_guest(vm, vmi, guest_os=None):
-    """guests.assess, with its verdict computed once per distinct identification: a fleet has
-    thousands of VMs but few guest OS releases, and a verdict scans the OS table."""
-    import copy
-
+def _guest_key(vm, vmi, guest_os):
+    """Everything guests.hints() reads, as a hashable key: the override, the agent's
+    guestOSInfo, the OS labels and annotations of the VM, its template and the VMI (with the
+    object each sits on: the evidence names it), and the preference name."""
     from kubectl_virtio import guests
 
-    ident = guests.identify(vm, vmi, None, guest_os)
-    if ident is None:
-        return None
-    key = (ident.get("id"), tuple(ident.get("ids") or ()), ident.get("kernelRelease"), bool(ident.get("legacy")),
-           ident.get("name"))
-    hit = _GUEST_CACHE.get(key)
-    if hit is None:
-        hit = guests.assess(vm, vmi, None, guest_os)
-        if len(_GUEST_CACHE) < 4096:
-            _GUEST_CACHE[key] = hit
-        return hit
-    g = copy.copy(hit)
-    g.source, g.others = ident["source"], [{"id": h.get("id") or h.get("ids"), "source": h["source"]}
-                                           for h in ident.get("others") or []]
+    prefixes = (guests.OS_TEMPLATE_LABEL, guests.OS_NAME_ANNOTATION)
+    parts: List[Any] = [guest_os]
+    info = _status(vmi).get("guestOSInfo") if vmi is not None else None
+    parts.append(tuple(sorted((str(k), str(v)) for k, v in info.items())) if isinstance(info, dict) else None)
+    for what, obj in (("VM", vm), ("VMI", vmi)):
+        if not isinstance(obj, dict):
+            parts.append(None)
+            continue
+        tmeta = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}) \
+            if isinstance(obj.get("spec"), dict) else {}
+        for m in (_meta(obj), tmeta if isinstance(tmeta, dict) else {}):
+            for field_name in ("labels", "annotations"):
+                d = m.get(field_name)
+                if isinstance(d, dict):
+                    parts.append((what, field_name, tuple(sorted(
+                        (str(k), str(v)) for k, v in d.items()
+                        if k == guests.OS_ANNOTATION or str(k).startswith(prefixes)))))
+    spec = (vm or {}).get("spec") if isinstance(vm, dict) else None
+    pref = (spec.get("preference") or {}) if isinstance(spec, dict) else {}
+    parts.append(str(pref.get("name")) if isinstance(pref, dict) and pref.get("name") else
+                 ((_status(vm).get("preferenceRef") or {}).get("name") if vm is not None else None))
+    return tuple(parts)
+
+
+def assess_guest(vm, vmi, guest_os=None):
+    """guests.assess, computed once per distinct set of the clues it reads: a fleet has
+    thousands of VMs but few distinct guests, and a verdict scans the OS table."""
+    from kubectl_virtio import guests
+
+    try:
+        key = _guest_key(vm, vmi, guest_os)
+        hash(key)
+    except TypeError:
+        return guests.assess(vm, vmi, None, guest_os)
+    if key in _GUEST_CACHE:
+        return _GUEST_CACHE[key]
+    g = guests.assess(vm, vmi, None, guest_os)
+    if len(_GUEST_CACHE) < 4096:
+        _GUEST_CACHE[key] = g
     return g
 
 
