@@ -172,3 +172,25 @@ def test_standalone_vmis_are_rows_too(run_plugin, cluster):
     assert items["default/bare"]["useVirtioTransitional"]["origin"] == "vmi"
     assert _risks(items["default/bare"]) == ["no-virtio1-driver"]
     assert items["default/halted"]["running"] is False
+
+
+def test_set_transitional_selector_streams_with_one_line_a_vm(run_plugin, cluster):
+    fleet.load(cluster.server, vms=60, running=0, namespaces=3)
+    cluster.put(objects.vm("odd", "ns-001", labels={"app": "legacy"}, run_strategy="Halted",
+                           use_virtio_transitional=True))
+    r = run_plugin("set-transitional", "-l", "app=legacy", "-A", "--parallel", "4", env=cluster.env())
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stdout.splitlines() if x.startswith("virtualmachine.kubevirt.io/")]
+    assert len(lines) == 7  # 6 generated legacy VMs + odd
+    assert sum("patched" in x for x in lines) == 6 and "virtualmachine.kubevirt.io/odd unchanged (namespace ns-001)" \
+        in lines
+    assert "7 VM(s): 6 patched, 1 unchanged, 0 failed" in r.stdout
+    # in list order (namespace/name), whatever order the patches finished in
+    names = [x.split()[0].split("/")[1] for x in lines]
+    spaces = [x.rsplit(" ", 1)[1].rstrip(")") for x in lines]
+    assert list(zip(spaces, names)) == sorted(zip(spaces, names))
+    lists = cluster.request_log(method="GET", path_prefix="/apis/kubevirt.io/v1/virtualmachines")
+    assert len(lists) == 1 and "labelSelector=app%3Dlegacy" in lists[0].query and "limit=500" in lists[0].query
+    gets = [x for x in cluster.request_log(method="GET") if x.name]
+    assert gets == []  # no GET per VM
+    assert len(cluster.request_log(method="PATCH")) == 6

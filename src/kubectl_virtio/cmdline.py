@@ -210,6 +210,8 @@ def build_parser(prog: Optional[str] = None) -> Parser:
     st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
                     help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
     st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
+    st.add_argument("--parallel", metavar="N", type=int, default=8,
+                    help="with -l: VMs patched at a time (default 8); one result line a VM, in list order")
     _add_output(st, ("table", "json", "yaml"))
     _add_cluster_flags(st)
     _add_common(st)

@@ -112,12 +112,12 @@ def _owned_by_vm(vmi) -> bool:
                for r in (vmi.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def _items(pages) -> Iterator[Dict[str, Any]]:
+def items(pages) -> Iterator[Dict[str, Any]]:
     for page in pages:
         yield from page
 
 
-def _prefetch(iterable, depth: int = 2):
+def prefetch(iterable, depth: int = 2):
     """Iterate in a background thread, `depth` pages ahead: the VM and VMI LISTs overlap."""
     q: "queue.Queue[Tuple[str, Any]]" = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -244,11 +244,11 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
     pod_stream = None
     if o.live:
         # Launcher pods carry the VMI's uid (kubevirt.io/created-by); kept compact for the join.
-        pod_stream = _prefetch(cluster.iter_list("pods", ns, LAUNCHER_SELECTOR, PAGE))
+        pod_stream = prefetch(cluster.iter_list("pods", ns, LAUNCHER_SELECTOR, PAGE))
     # Both lists are fetched a page ahead in background threads: the next page's request and
     # JSON parsing overlap the rows of the current one.
-    vm_pages = _prefetch(cluster.iter_list("vms", ns, o.selector, PAGE), depth=1)
-    vmi_pages = _prefetch(cluster.iter_list("vmis", ns, o.selector, PAGE), depth=1)
+    vm_pages = prefetch(cluster.iter_list("vms", ns, o.selector, PAGE), depth=1)
+    vmi_pages = prefetch(cluster.iter_list("vmis", ns, o.selector, PAGE), depth=1)
     if pod_stream is not None:
         for page in pod_stream:
             for p in page:
@@ -256,7 +256,7 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
                 if uid:
                     pods_by_vmi.setdefault(uid, []).append(_compact_pod(p))
     resolver = Resolver(cluster)
-    for vm, vmi in join(_items(vm_pages), _items(vmi_pages)):
+    for vm, vmi in join(items(vm_pages), items(vmi_pages)):
         running = vmi is not None and C.status(vmi).get("phase") == C.RUNNING
         pods = pods_by_vmi.pop(C.meta(vmi).get("uid") or "", []) if (o.live and running) else []
         try:
@@ -277,6 +277,42 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
         elif o.live and inp.running and vmi is not None:
             inp.error = inp.error or "VMI is %s: no domain to read" % (C.status(vmi).get("phase") or "without a phase")
         yield inp, job
+
+
+def stream_contexts(cluster, ns: Optional[str], selector: Optional[str]):
+    """VM contexts of the VMs in scope (standalone VMIs left out), page by page, joined with
+    their VMIs; for commands that act on many VMs (set-transitional -l)."""
+    resolver = Resolver(cluster)
+    vm_pages = prefetch(cluster.iter_list("vms", ns, selector, PAGE), depth=1)
+    vmi_pages = prefetch(cluster.iter_list("vmis", ns, None, PAGE), depth=1)
+    for vm, vmi in join(items(vm_pages), items(vmi_pages)):
+        if vm is not None:
+            yield resolver.context(vm, vmi)
+
+
+def ordered_map(source, fn: Callable[[Any], Any], parallel: int):
+    """(item, result, exception) for every item of `source`, in order, with fn run on `parallel`
+    daemon threads and at most a bounded window of items waiting."""
+    pool = DaemonPool(parallel)
+    window: "deque[Tuple[Any, Future]]" = deque()
+    limit = parallel * 4
+
+    def done(item, fut):
+        try:
+            return item, fut.result(), None
+        except Exception as e:  # noqa: BLE001 - handed to the caller, in order
+            return item, None, e
+
+    try:
+        for item in source:
+            window.append((item, pool.submit(lambda item=item: fn(item))))
+            while window and (window[0][1].done() or len(window) > limit):
+                yield done(*window.popleft())
+        while window:
+            yield done(*window.popleft())
+    finally:
+        for _, fut in window:
+            fut.cancel()
 
 
 def _live_job(cluster, inp: F.FleetInput, ctx):
@@ -302,7 +338,7 @@ def _live_job(cluster, inp: F.FleetInput, ctx):
 
 # --- bounded parallel execs, in order -----------------------------------------------------
 
-class _Pool:
+class DaemonPool:
     """N daemon workers: an interrupted run exits at once instead of waiting for stuck execs."""
 
     def __init__(self, n: int):
@@ -319,8 +355,7 @@ class _Pool:
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                fn()
-                fut.set_result(None)
+                fut.set_result(fn())
             except BaseException as e:  # noqa: BLE001 - handed to the main thread
                 fut.set_exception(e)
 
@@ -333,7 +368,7 @@ class _Pool:
 def rows(inputs, o: ListOptions, progress=None) -> Iterator[F.Row]:
     """Evaluate inputs in order; live jobs run `o.parallel` at a time, at most a bounded
     window of rows waits for them."""
-    pool = _Pool(o.parallel) if o.live else None
+    pool = DaemonPool(o.parallel) if o.live else None
     window: "deque[Tuple[F.FleetInput, Optional[Future]]]" = deque()
     limit = o.parallel * 4
 

@@ -71,6 +71,7 @@ class SetTransitionalOptions:
     dry_run: str = "none"
     restart: bool = False
     output: str = "table"
+    parallel: int = 8
     flags: ClusterFlags = field(default_factory=ClusterFlags)
     kind: Optional[str] = None
     name: Optional[str] = None
@@ -80,7 +81,8 @@ class SetTransitionalOptions:
     def complete(cls, args) -> "SetTransitionalOptions":
         return cls(vm=args.vm, off=args.off, unset=args.unset, selector=args.selector,
                    all_namespaces=args.all_namespaces, dry_run=args.dry_run, restart=args.restart,
-                   output=args.output, flags=ClusterFlags.from_args(args))
+                   output=args.output, parallel=getattr(args, "parallel", 8) or 8,
+                   flags=ClusterFlags.from_args(args))
 
     @property
     def desired(self) -> Optional[bool]:
@@ -95,6 +97,8 @@ class SetTransitionalOptions:
 
         if bool(self.vm) == bool(self.selector):
             raise UsageError("give one VM name or -l SELECTOR")
+        if not 1 <= self.parallel <= 64:
+            raise UsageError("--parallel must be between 1 and 64")
         if self.all_namespaces and not self.selector:
             raise UsageError("-A/--all-namespaces goes with -l SELECTOR")
         if self.all_namespaces and self.flags.namespace:
@@ -122,36 +126,62 @@ class SetTransitionalOptions:
                 render.emit(streams.out, render.dump(obj, self.output))
             return 0
 
+        return self.run_selector(cluster, streams)
+
+    def run_selector(self, cluster, streams: Streams) -> int:
+        """-l: the VMs stream in page by page (fleet_list.stream_contexts: one read per distinct
+        preference), `parallel` VMs are patched at a time, and each gets one result line, in
+        list order, then a summary.  `set-transitional VM` shows the per-device preview."""
+        import io
+
+        from kubectl_virtio import fleet_list, render
+
         ns = None if self.all_namespaces else cluster.namespace
-        vms, vmis = cluster.parallel(lambda: cluster.list_vms(ns, self.selector), lambda: cluster.list_vmis(ns))
-        contexts = C.resolve_many(cluster, vms, vmis)
-        if not contexts:
+
+        def one(ctx):
+            buf = Streams(out=io.StringIO(), err=io.StringIO())
+            try:
+                outcome, obj = _set_one(cluster, ctx, self, buf)
+                return outcome, obj, None, buf
+            except RestartFailed as e:
+                return "patched", e.obj, e, buf
+            except ClusterError as e:
+                return "failed", None, e, buf
+
+        summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
+        items, total = [], 0
+        contexts = fleet_list.stream_contexts(cluster, ns, self.selector)
+        for ctx, result, exc in fleet_list.ordered_map(contexts, one, self.parallel):
+            total += 1
+            where = "%s/%s" % (ctx.namespace, ctx.name)
+            if exc is not None:  # a bug or transport error outside _set_one's own handling
+                result = ("failed", None, exc if isinstance(exc, ClusterError) else ClusterError(str(exc)), None)
+            outcome, obj, err, buf = result
+            summary[outcome] += 1
+            if obj is not None:
+                items.append(obj)
+            if buf is not None:
+                for line in buf.err.getvalue().splitlines():
+                    streams.err.write("%s: %s\n" % (where, line) if not line.startswith(where) else line + "\n")
+            if err is not None:
+                if isinstance(err, RestartFailed):
+                    summary["restart failed"] += 1
+                render.emit(streams.err, render.error_lines(err.message, err.hint, where))
+            if outcome != "failed" and buf is not None:
+                lines = [x for x in buf.out.getvalue().splitlines() if x.strip()]
+                line = next((x for x in lines if x.startswith("virtualmachine.kubevirt.io/")),
+                            lines[0] if lines else "%s %s" % (where, outcome))
+                out = streams.err if self.machine_readable else streams.out
+                render.emit(out, "%s (namespace %s)" % (line, ctx.namespace))
+        if not total:
             streams.err.write("No VirtualMachines match %s%s.\n" % (
                 self.selector, "" if ns is None else " in namespace %s" % ns))
-        summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
-        items = []
-        for i, ctx in enumerate(contexts):
-            if i and not self.machine_readable:
-                streams.out.write("\n")
-            where = "%s/%s" % (ctx.namespace, ctx.name)
-            try:
-                outcome, obj = _set_one(cluster, ctx, self, streams)
-                summary[outcome] += 1
-                items.append(obj)
-            except RestartFailed as e:
-                summary["patched"] += 1
-                summary["restart failed"] += 1
-                items.append(e.obj)
-                render.emit(streams.err, render.error_lines(e.message, e.hint, where))
-            except ClusterError as e:
-                summary["failed"] += 1
-                render.emit(streams.err, render.error_lines(e.message, e.hint, where))
         if self.machine_readable:
             # One parseable document, like `kubectl get -l ... -o json`; everything else is on stderr.
             render.emit(streams.out, render.dump({"apiVersion": "v1", "items": items, "kind": "List",
                                                   "metadata": {"resourceVersion": ""}}, self.output))
-        if contexts:
-            line = render.patch_summary(len(contexts), summary)
+        if total:
+            line = render.patch_summary(total, summary)
             if self.machine_readable:
                 render.emit(streams.err, line)
             else:
