@@ -290,3 +290,22 @@ def test_resolve_many_reads_one_preference_per_distinct_preference():
     assert got["vm0"] == (True, "preference") and got["vm1"] == (False, "preference")
     assert got["ns-pref"] == (True, "preference")
     assert all(c.release.text == "v1.6.4" for c in contexts)
+
+
+def test_deferred_pydantic_names_behave_like_the_real_ones():
+    """cluster.py keeps pydantic out of the client's import: api_client's SecretStr and
+    ApiResponse are stand-ins that must answer as the real ones would."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from kubectl_virtio import cluster; cluster._import_client()\n"
+            "assert 'pydantic' not in sys.modules, 'pydantic imported'\n"
+            "from kubernetes.client import api_client\n"
+            "c = api_client.ApiClient()\n"
+            "assert c.sanitize_for_serialization({'a': [1, 'x', None]}) == {'a': [1, 'x', None]}\n"
+            "import pydantic\n"
+            "assert c.sanitize_for_serialization(pydantic.SecretStr('s3')) == 's3'\n"
+            "r = api_client.ApiResponse(status_code=200, data=1, raw_data=b'')\n"
+            "assert type(r).__module__ == 'kubernetes.client.api_response' and r.status_code == 200\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

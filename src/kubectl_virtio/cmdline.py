@@ -28,14 +28,15 @@ def program_name(argv0: Optional[str] = None) -> str:
 
 class Parser(argparse.ArgumentParser):
     """kubectl-style usage errors: `error: ...` plus where to look, exit 2.  Descriptions are
-    wrapped here (the raw formatter keeps the examples' layout but would not wrap them)."""
+    wrapped here, when help is printed (the raw formatter keeps the examples' layout but would
+    not wrap them; textwrap is not imported on the command path)."""
 
-    def __init__(self, *args, description=None, **kwargs):
-        if description:
+    def format_help(self):
+        if self.description and "\n" not in self.description:
             import textwrap
 
-            description = textwrap.fill(description, 88, break_on_hyphens=False)
-        super().__init__(*args, description=description, **kwargs)
+            self.description = textwrap.fill(self.description, 88, break_on_hyphens=False)
+        return super().format_help()
 
     def error(self, message):
         raise UsageError(message, "See '%s --help' for usage." % self.prog)
