@@ -127,7 +127,9 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
 def _release_source(source: Optional[str]) -> str:
     from kubectl_virtio.versions import SOURCE_TEXT
 
-    return " (from %s)" % SOURCE_TEXT.get(source, source) if source else ""
+    if not source:
+        return ""
+    return " (newest known)" if source == "newest-known" else " (from %s)" % SOURCE_TEXT.get(source, source)
 
 
 def _pci(d) -> str:
