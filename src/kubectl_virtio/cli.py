@@ -256,7 +256,35 @@ def run(args, streams: Optional[Streams] = None) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """The `kubectl-virtio` executable (argv None: a process of its own, which may leave
+    early; an explicit argv: called in-process, which always returns)."""
+    rc = _main(sys.argv[1:] if argv is None else list(argv))
+    if argv is None and "kubernetes" in sys.modules:
+        exit_now(rc)
+    return rc
+
+
+def exit_now(rc: int) -> None:
+    """Leave without the interpreter's teardown.  Once the kubernetes client is loaded,
+    freeing its ~300 modules at exit takes longer than all the command's API requests
+    (see bench/explain).  The atexit handlers still run (the client's cleanup of the
+    temporary certificate files it wrote, KUBECTL_VIRTIO_TIMINGS' report) and the output
+    is flushed; threads still waiting on the network (after Ctrl-C) are abandoned."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()  # CPython's own exit path; there is no public equivalent
+    except Exception:  # noqa: BLE001 - handlers report their own errors; leave anyway
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say
+            pass
+    os._exit(rc)
+
+
+def _main(argv: List[str]) -> int:
     argv, _verbosity = cmdline.strip_verbosity(argv)  # kubectl's -v=N: log verbosity, not --debug
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
     parser = build_parser()
@@ -276,7 +304,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(e.hint, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        return interrupted()
+        return 130
     except BrokenPipeError:
         # `kubectl virtio table | head`: stdout went away; exit quietly.
         try:
@@ -290,19 +318,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("error: internal error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         print("Rerun with --debug for the traceback, and please report it.", file=sys.stderr)
         return 1
-
-
-def interrupted() -> int:
-    """Ctrl-C: exit 130 now.  Reads still running in daemon threads are abandoned; flush what
-    was printed and leave without waiting for them (interpreter shutdown could otherwise wait
-    on, or complain about, a thread blocked in a socket)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
-    import threading
-
-    if threading.active_count() > 1:
-        os._exit(130)
-    return 130
