@@ -166,7 +166,6 @@ def test_a_digest_names_no_release_and_a_newer_release_is_warned(run_plugin, clu
     (["explain", "testvm", "--request-timeout", "nan"], "invalid duration"),
     (["list", "--request-timeout=-5s"], "cannot be negative"),
     (["list", "--request-timeout", "inf"], "invalid duration"),
-    (["list", "-A", "-n", "prod"], "exclude each other"),
 ])
 def test_bad_input_is_a_usage_error_before_any_request(run_plugin, cluster, args, needle):
     cluster.add_running_vm("testvm")

@@ -12,7 +12,7 @@ from typing import Optional
 
 from kubectl_virtio import context as C
 from kubectl_virtio.cmdline import ClusterFlags, Streams
-from kubectl_virtio.errors import ClusterError, UsageError
+from kubectl_virtio.errors import ClusterError
 
 NONROOT_URI = "qemu+unix:///session?socket=/var/run/libvirt/virtqemud-sock"
 COMPUTE = "compute"
@@ -150,8 +150,6 @@ class ListOptions:
     def validate(self) -> None:
         from kubectl_virtio import validate
 
-        if self.all_namespaces and self.flags.namespace:
-            raise UsageError("-A/--all-namespaces and -n/--namespace exclude each other")
         validate.namespace(self.flags.namespace)
         validate.selector(self.selector)
 

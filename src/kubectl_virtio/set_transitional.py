@@ -97,8 +97,6 @@ class SetTransitionalOptions:
             raise UsageError("give one VM name or -l SELECTOR")
         if self.all_namespaces and not self.selector:
             raise UsageError("-A/--all-namespaces goes with -l SELECTOR")
-        if self.all_namespaces and self.flags.namespace:
-            raise UsageError("-A/--all-namespaces and -n/--namespace exclude each other")
         if self.vm:
             self.kind, self.name = validate.vm_ref(self.vm)
         validate.namespace(self.flags.namespace)
