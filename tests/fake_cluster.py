@@ -83,3 +83,19 @@ class FakeCluster:
         self.calls.append(("restart", ns, name, dry_run))
 
 
+
+
+class ExecFake(FakeCluster):
+    """FakeCluster whose exec answers `virsh dumpxml` with `xml`, or raises `error`."""
+
+    def __init__(self, *objs, xml=None, error=None, **kw):
+        super().__init__(*objs, **kw)
+        self.xml, self.error = xml, error
+
+    def exec(self, ns, pod, container, argv, timeout=None):
+        from kubectl_virtio.cluster import ExecResult
+
+        self.calls.append(("exec", ns, pod, tuple(argv)))
+        if self.error is not None:
+            raise self.error
+        return ExecResult(0, self.xml, "")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from kubectl_virtio import cmdline
-from kubectl_virtio.cmdline import ClusterFlags, Streams, build_parser, program_name  # noqa: F401 (re-exported)
+from kubectl_virtio.cmdline import ClusterFlags, Streams, build_parser
 from kubectl_virtio.errors import InputError, UsageError, VirtioError
 
 
@@ -299,9 +299,9 @@ def _main(argv: List[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        print("error: " + e.message, file=sys.stderr)
-        if e.hint:
-            print(e.hint, file=sys.stderr)
+        from kubectl_virtio import render
+
+        render.emit(sys.stderr, render.error_lines(e.message, e.hint))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -315,6 +315,8 @@ def _main(argv: List[str]) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback by default
         if debug:
             raise
-        print("error: internal error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
-        print("Rerun with --debug for the traceback, and please report it.", file=sys.stderr)
+        from kubectl_virtio import render
+
+        render.emit(sys.stderr, render.error_lines("internal error: %s: %s" % (type(e).__name__, e),
+                                                   "Rerun with --debug for the traceback, and please report it."))
         return 1
