@@ -127,6 +127,8 @@ def test_a_vm_on_a_v1_6_4_cluster_is_explained_with_v1_6_4s_rules(run_plugin, cl
     # --kubevirt-version overrides
     doc, _ = explain_json(run_plugin, cluster, "old", "--kubevirt-version", "v1.2.0")
     assert doc["kubevirtVersion"] == {"version": "v1.2.0", "source": "flag"}
+    r = run_plugin("list", "-o", "json", "--kubevirt-version", "v1.2.0", env=cluster.env())
+    assert json.loads(r.stdout)["items"][0]["kubevirtVersion"] == "v1.2.0"
 
 
 def test_a_stopped_vm_reads_the_kubevirt_cr_where_readable(run_plugin, cluster):

@@ -106,3 +106,10 @@ def test_parser_views_for_completion():
     flags = cmdline.flag_map(subs["explain"])
     assert flags["--arch"].choices == ("amd64", "arm64", "s390x") and flags["-f"].repeatable
     assert not flags["--pci"].takes_value and "-v" not in flags and "--debug" in flags
+
+
+def test_kubevirt_version_flag():
+    assert validate.release(None) is None and validate.release("v1.6.4") == (1, 6, 4)
+    with pytest.raises(UsageError) as e:
+        validate.release("v" + "9" * 10000)
+    assert e.value.exit_code == 2 and len(e.value.message) < 200

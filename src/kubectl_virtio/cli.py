@@ -21,14 +21,9 @@ from kubectl_virtio.errors import InputError, UsageError, VirtioError
 
 def parse_version(text: Optional[str]):
     """--kubevirt-version -> Version (None when not given); a usage error when malformed."""
-    if not text:
-        return None
-    from kubectl_virtio import versions
+    from kubectl_virtio.validate import release
 
-    try:
-        return versions.parse(text)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return release(text)
 
 
 # --- table ------------------------------------------------------------------------------

@@ -206,6 +206,8 @@ def build_parser(prog: Optional[str] = None) -> Parser:
     st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
                     help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
     st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
+    st.add_argument("--kubevirt-version", metavar="V", help="preview with this KubeVirt release's rules (default: the "
+                                                            "cluster's)")
     _add_output(st, ("table", "json", "yaml"))
     _add_cluster_flags(st)
     _add_common(st)
@@ -219,6 +221,8 @@ def build_parser(prog: Optional[str] = None) -> Parser:
     ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
     ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
     ls.add_argument("--check", action="store_true", help="exit 3 when a VM is at risk")
+    ls.add_argument("--kubevirt-version", metavar="V", help="apply this KubeVirt release's rules (default: each VM's "
+                                                            "launcher image, else the KubeVirt CR)")
     _add_output(ls)
     _add_cluster_flags(ls)
     _add_common(ls)

@@ -140,15 +140,18 @@ class ListOptions:
     check: bool = False
     output: str = "table"
     flags: ClusterFlags = field(default_factory=ClusterFlags)
+    kubevirt_version: Optional[str] = None
+    version: object = None
     needs_cluster = True
 
     @classmethod
     def complete(cls, args) -> "ListOptions":
         return cls(all_namespaces=args.all_namespaces, selector=args.selector, check=args.check,
-                   output=args.output, flags=ClusterFlags.from_args(args))
+                   output=args.output, flags=ClusterFlags.from_args(args), kubevirt_version=args.kubevirt_version)
 
     def validate(self) -> None:
         from kubectl_virtio import validate
+        self.version = validate.release(self.kubevirt_version)
 
         validate.namespace(self.flags.namespace)
         validate.selector(self.selector)
@@ -158,7 +161,7 @@ class ListOptions:
 
         ns = None if self.all_namespaces else cluster.namespace
         vms, vmis = cluster.parallel(lambda: cluster.list_vms(ns, self.selector), lambda: cluster.list_vmis(ns))
-        contexts = C.resolve_many(cluster, vms, vmis)
+        contexts = C.resolve_many(cluster, vms, vmis, override=self.version)
         items = [fleet_item(ctx) for ctx in contexts]
         at_risk = sum(1 for i in items if i["risks"])
         by_risk = {}

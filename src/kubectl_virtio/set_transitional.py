@@ -72,15 +72,17 @@ class SetTransitionalOptions:
     restart: bool = False
     output: str = "table"
     flags: ClusterFlags = field(default_factory=ClusterFlags)
+    kubevirt_version: Optional[str] = None
     kind: Optional[str] = None
     name: Optional[str] = None
+    version: object = None
     needs_cluster = True
 
     @classmethod
     def complete(cls, args) -> "SetTransitionalOptions":
         return cls(vm=args.vm, off=args.off, unset=args.unset, selector=args.selector,
                    all_namespaces=args.all_namespaces, dry_run=args.dry_run, restart=args.restart,
-                   output=args.output, flags=ClusterFlags.from_args(args))
+                   output=args.output, flags=ClusterFlags.from_args(args), kubevirt_version=args.kubevirt_version)
 
     @property
     def desired(self) -> Optional[bool]:
@@ -92,7 +94,7 @@ class SetTransitionalOptions:
 
     def validate(self) -> None:
         from kubectl_virtio import validate
-
+        self.version = validate.release(self.kubevirt_version)
         if bool(self.vm) == bool(self.selector):
             raise UsageError("give one VM name or -l SELECTOR")
         if self.all_namespaces and not self.selector:
@@ -111,7 +113,7 @@ class SetTransitionalOptions:
                 vmi = cluster.get_vmi(cluster.namespace, self.name)
                 raise ClusterError(*_vmi_only_message(self.name, cluster.namespace, vmi, desired))
             try:
-                ctx = C.resolve(cluster, cluster.namespace, self.name, pods=False)
+                ctx = C.resolve(cluster, cluster.namespace, self.name, pods=False, override=self.version)
             except C.VMNotFound:
                 raise ClusterError("no VirtualMachine %r in namespace %s" % (self.name, cluster.namespace),
                                    "check the name, or pass -n NAMESPACE") from None
@@ -122,7 +124,7 @@ class SetTransitionalOptions:
 
         ns = None if self.all_namespaces else cluster.namespace
         vms, vmis = cluster.parallel(lambda: cluster.list_vms(ns, self.selector), lambda: cluster.list_vmis(ns))
-        contexts = C.resolve_many(cluster, vms, vmis)
+        contexts = C.resolve_many(cluster, vms, vmis, override=self.version)
         if not contexts:
             streams.err.write("No VirtualMachines match %s%s.\n" % (
                 self.selector, "" if ns is None else " in namespace %s" % ns))
