@@ -50,6 +50,12 @@ _DEFERRED = {
     "dateutil.parser": ("parse",),
     "pydantic": (),
     "kubernetes.client.api_response": (),
+    # Three more used only off our path: urllib3.http2 reads h2's version when HTTP/2 is
+    # switched on; kubernetes.watch reads docstrings with pydoc; ApiClient builds a
+    # ThreadPool only for async requests.
+    "importlib.metadata": ("version",),
+    "pydoc": (),
+    "multiprocessing.pool": ("ThreadPool",),
 }
 # kubernetes.client.api_client imports pydantic (with pydantic_core, about a third of the
 # client's import) for two names the raw-JSON path never meets: `SecretStr`, tested with
