@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from kubectl_virtio import cmdline
-from kubectl_virtio.cmdline import ClusterFlags, Streams, build_parser
+from kubectl_virtio.cmdline import ClusterFlags, Options, Streams, build_parser
 from kubectl_virtio.errors import InputError, UsageError, VirtioError
 
 
@@ -28,8 +27,7 @@ def parse_version(text: Optional[str]):
 
 # --- table ------------------------------------------------------------------------------
 
-@dataclass
-class TableOptions:
+class TableOptions(Options):
     arch: str = "amd64"
     kubevirt_version: Optional[str] = None
     all: bool = False
@@ -107,17 +105,16 @@ def _read_source(path: str, what: str, stdin_used: List[bool]) -> str:
 
 # --- explain ----------------------------------------------------------------------------
 
-@dataclass
-class ExplainOptions:
+class ExplainOptions(Options):
     vm: Optional[str] = None
-    filename: List[str] = field(default_factory=list)
+    filename: Sequence[str] = ()
     dumpxml: Optional[str] = None
     arch: Optional[str] = None
     kubevirt_version: Optional[str] = None
     guest_os: Optional[str] = None
     pci: bool = False
     output: str = "table"
-    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    flags: Optional[ClusterFlags] = None
     kind: Optional[str] = None
     name: Optional[str] = None
     version: object = None
@@ -188,8 +185,7 @@ class ExplainOptions:
 
 # --- completion -------------------------------------------------------------------------
 
-@dataclass
-class CompletionOptions:
+class CompletionOptions(Options):
     needs_cluster = False
 
     @classmethod

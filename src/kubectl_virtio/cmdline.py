@@ -11,8 +11,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from kubectl_virtio import __version__
 from kubectl_virtio.errors import UsageError
@@ -241,27 +240,52 @@ def build_parser(prog: Optional[str] = None) -> Parser:
 
 # --- what the commands receive --------------------------------------------------------------
 
-@dataclass
+# Plain classes, not dataclasses: generating a dataclass's methods costs about a millisecond
+# each on every start (bench/explain), and these are built once a run.
+
 class ClusterFlags:
     """kubectl's cluster flags, as given (None: not given)."""
 
-    kubeconfig: Optional[str] = None
-    context: Optional[str] = None
-    namespace: Optional[str] = None
-    request_timeout: Optional[float] = None
+    def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None,
+                 namespace: Optional[str] = None, request_timeout: Optional[float] = None):
+        self.kubeconfig, self.context = kubeconfig, context
+        self.namespace, self.request_timeout = namespace, request_timeout
 
     @classmethod
     def from_args(cls, args) -> "ClusterFlags":
         return cls(getattr(args, "kubeconfig", None), getattr(args, "context", None),
                    getattr(args, "namespace", None), getattr(args, "request_timeout", None))
 
+    def __repr__(self) -> str:
+        return "ClusterFlags(%r)" % vars(self)
 
-@dataclass
+
 class Streams:
     """Where a command writes: injected, so command logic is tested without a subprocess."""
 
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
+    def __init__(self, out: Optional[TextIO] = None, err: Optional[TextIO] = None):
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+
+
+class Options:
+    """Base of the commands' options objects: Complete (`complete(args)`, from the parsed
+    flags) -> Validate (`validate()`, no I/O) -> Run (`run(cluster, streams)`).  Options are
+    the class attributes with their defaults; the constructor sets the ones given."""
+
+    needs_cluster = True
+    flags: Optional[ClusterFlags] = None
+
+    def __init__(self, **given: Any):
+        for key, value in given.items():
+            if key.startswith("_") or not hasattr(type(self), key):
+                raise TypeError("%s has no option %r" % (type(self).__name__, key))
+            setattr(self, key, value)
+        if self.flags is None:
+            self.flags = ClusterFlags()
+
+    def __repr__(self) -> str:
+        return "%s(%r)" % (type(self).__name__, vars(self))
 
 
 # --- public views of the tree (for completion) -----------------------------------------------
@@ -281,17 +305,15 @@ def subcommand_help(parser: argparse.ArgumentParser) -> Dict[str, str]:
     return {}
 
 
-@dataclass(frozen=True)
 class Flag:
     """One option of a parser, as completion needs it."""
 
-    strings: Tuple[str, ...]
-    dest: str
-    help: str
-    takes_value: bool
-    repeatable: bool
-    choices: Tuple[str, ...]
-    hidden: bool
+    __slots__ = ("strings", "dest", "help", "takes_value", "repeatable", "choices", "hidden")
+
+    def __init__(self, strings: Tuple[str, ...], dest: str, help: str, takes_value: bool, repeatable: bool,
+                 choices: Tuple[str, ...], hidden: bool):
+        self.strings, self.dest, self.help, self.takes_value = strings, dest, help, takes_value
+        self.repeatable, self.choices, self.hidden = repeatable, choices, hidden
 
 
 def flags(parser: argparse.ArgumentParser) -> List[Flag]:

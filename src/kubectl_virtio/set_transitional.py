@@ -18,7 +18,7 @@ from kubectl_virtio import context as C
 from kubectl_virtio import predict as P
 from kubectl_virtio import rules as R
 from kubectl_virtio import spec as S
-from kubectl_virtio.cmdline import ClusterFlags, Streams
+from kubectl_virtio.cmdline import ClusterFlags, Options, Streams
 from kubectl_virtio.errors import ClusterError, UsageError
 
 FIELD = "spec.template.spec.domain.devices.useVirtioTransitional"
@@ -61,8 +61,7 @@ def _nested(path, value) -> Dict[str, Any]:
 
 # --- the command ----------------------------------------------------------------------------
 
-@dataclass
-class SetTransitionalOptions:
+class SetTransitionalOptions(Options):
     vm: Optional[str] = None
     off: bool = False
     unset: bool = False
@@ -71,7 +70,7 @@ class SetTransitionalOptions:
     dry_run: str = "none"
     restart: bool = False
     output: str = "table"
-    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    flags: Optional[ClusterFlags] = None
     kubevirt_version: Optional[str] = None
     kind: Optional[str] = None
     name: Optional[str] = None
