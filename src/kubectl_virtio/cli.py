@@ -278,7 +278,7 @@ def exit_now(rc: int) -> None:
 def _main(argv: List[str]) -> int:
     argv, _verbosity = cmdline.strip_verbosity(argv)  # kubectl's -v=N: log verbosity, not --debug
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
-    parser = build_parser()
+    parser = build_parser(only=cmdline.command_of(argv))
     try:
         args = parser.parse_args(argv)
         if not args.command:

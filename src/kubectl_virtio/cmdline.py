@@ -126,7 +126,13 @@ def strip_verbosity(argv: Sequence[str]) -> Tuple[List[str], Optional[int]]:
     return out, level
 
 
-def build_parser(prog: Optional[str] = None) -> Parser:
+def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Parser:
+    """The argparse tree; `only`: give only that subcommand its flags (the others keep their
+    name and help line), which is all a run needs and saves building the rest."""
+
+    def want(command: str) -> bool:
+        return only is None or only == command
+
     prog = prog or program_name()
     root = Parser(prog=prog, description="Explain, check and fix the virtio models of KubeVirt VMs: why libvirt "
                                          "shows virtio-non-transitional or virtio-transitional, and what "
@@ -150,19 +156,20 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                                "  {p} explain -f testvm.yaml --dumpxml dump.xml\n"
                                "  kubectl get vm testvm -o yaml | {p} explain -f -\n"
                                "  {p} explain --dumpxml dump.xml --pci".format(p=prog))
-    ex.add_argument("vm", nargs="?", metavar="VM", help="NAME, vm/NAME, vmi/NAME or virtualmachine/NAME")
-    ex.add_argument("-f", "--filename", action="append", metavar="FILE",
-                    help="VM, VMI or (Cluster)Preference manifest, YAML or JSON ('-' = stdin); repeatable")
-    ex.add_argument("--dumpxml", metavar="FILE", help="a saved `virsh dumpxml` ('-' = stdin)")
-    ex.add_argument("--arch", choices=("amd64", "arm64", "s390x"), help="converter architecture (default: the "
-                                                                         "domain's, the VMI's node, spec.architecture, else amd64)")
-    ex.add_argument("--kubevirt-version", metavar="V", help="apply the rules of this KubeVirt release (default: newest)")
-    ex.add_argument("--guest-os", metavar="OS", help="the guest OS, e.g. centos6.10, rhel7.2, win10 "
-                                                     "(default: from the VM's os labels)")
-    ex.add_argument("--pci", action="store_true", help="also draw the domain's PCI topology")
-    _add_output(ex)
-    _add_cluster_flags(ex)
-    _add_common(ex)
+    if want("explain"):
+        ex.add_argument("vm", nargs="?", metavar="VM", help="NAME, vm/NAME, vmi/NAME or virtualmachine/NAME")
+        ex.add_argument("-f", "--filename", action="append", metavar="FILE",
+                        help="VM, VMI or (Cluster)Preference manifest, YAML or JSON ('-' = stdin); repeatable")
+        ex.add_argument("--dumpxml", metavar="FILE", help="a saved `virsh dumpxml` ('-' = stdin)")
+        ex.add_argument("--arch", choices=("amd64", "arm64", "s390x"), help="converter architecture (default: the "
+                                                                             "domain's, the VMI's node, spec.architecture, else amd64)")
+        ex.add_argument("--kubevirt-version", metavar="V", help="apply the rules of this KubeVirt release (default: newest)")
+        ex.add_argument("--guest-os", metavar="OS", help="the guest OS, e.g. centos6.10, rhel7.2, win10 "
+                                                         "(default: from the VM's os labels)")
+        ex.add_argument("--pci", action="store_true", help="also draw the domain's PCI topology")
+        _add_output(ex)
+        _add_cluster_flags(ex)
+        _add_common(ex)
 
     tb = sub.add_parser("table", help="print KubeVirt's translate table (no cluster needed)",
                         description="KubeVirt's translate table: device and spec condition -> model when "
@@ -170,11 +177,12 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} table\n  {p} table --arch s390x -o wide\n"
                                "  {p} table --kubevirt-version v0.37.2 -o json".format(p=prog))
-    tb.add_argument("--arch", choices=("amd64", "arm64", "s390x"), default="amd64", help="converter architecture")
-    tb.add_argument("--kubevirt-version", metavar="V", help="KubeVirt release (default: newest)")
-    tb.add_argument("--all", action="store_true", help="include rows of other KubeVirt releases")
-    _add_output(tb)
-    _add_common(tb)
+    if want("table"):
+        tb.add_argument("--arch", choices=("amd64", "arm64", "s390x"), default="amd64", help="converter architecture")
+        tb.add_argument("--kubevirt-version", metavar="V", help="KubeVirt release (default: newest)")
+        tb.add_argument("--all", action="store_true", help="include rows of other KubeVirt releases")
+        _add_output(tb)
+        _add_common(tb)
 
     dx = sub.add_parser("dumpxml", help="print the live domain XML of a VM",
                         description="Print the running VM's libvirt domain XML, as `virsh dumpxml` gives it in the "
@@ -182,9 +190,10 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} dumpxml testvm > testvm.xml\n"
                                "  {p} dumpxml testvm | {p} explain --dumpxml -".format(p=prog))
-    dx.add_argument("vm", metavar="VM", help="NAME, vm/NAME or vmi/NAME")
-    _add_cluster_flags(dx)
-    _add_common(dx)
+    if want("dumpxml"):
+        dx.add_argument("vm", metavar="VM", help="NAME, vm/NAME or vmi/NAME")
+        _add_cluster_flags(dx)
+        _add_common(dx)
 
     st = sub.add_parser("set-transitional", help="set useVirtioTransitional on a VM (safe patch)",
                         description="Set spec.template.spec.domain.devices.useVirtioTransitional on VirtualMachines "
@@ -195,21 +204,22 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                                "  {p} set-transitional centos6 --restart\n"
                                "  {p} set-transitional -l os=rhel6 -A\n"
                                "  {p} set-transitional testvm --unset".format(p=prog))
-    st.add_argument("vm", nargs="?", metavar="VM", help="NAME or vm/NAME")
-    mode = st.add_mutually_exclusive_group()
-    mode.add_argument("--off", action="store_true", help="set false (virtio-non-transitional)")
-    mode.add_argument("--unset", action="store_true", help="remove the field: a preference (or the default "
-                                                           "false) decides")
-    st.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector: patch every matching VM")
-    st.add_argument("-A", "--all-namespaces", action="store_true", help="with -l: in every namespace")
-    st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
-                    help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
-    st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
-    st.add_argument("--kubevirt-version", metavar="V", help="preview with this KubeVirt release's rules (default: the "
-                                                            "cluster's)")
-    _add_output(st, ("table", "json", "yaml"))
-    _add_cluster_flags(st)
-    _add_common(st)
+    if want("set-transitional"):
+        st.add_argument("vm", nargs="?", metavar="VM", help="NAME or vm/NAME")
+        mode = st.add_mutually_exclusive_group()
+        mode.add_argument("--off", action="store_true", help="set false (virtio-non-transitional)")
+        mode.add_argument("--unset", action="store_true", help="remove the field: a preference (or the default "
+                                                               "false) decides")
+        st.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector: patch every matching VM")
+        st.add_argument("-A", "--all-namespaces", action="store_true", help="with -l: in every namespace")
+        st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
+                        help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
+        st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
+        st.add_argument("--kubevirt-version", metavar="V", help="preview with this KubeVirt release's rules (default: the "
+                                                                "cluster's)")
+        _add_output(st, ("table", "json", "yaml"))
+        _add_cluster_flags(st)
+        _add_common(st)
 
     ls = sub.add_parser("list", help="fleet view: flag, guest OS and risk of every VM",
                         description="One row a VM: running, effective useVirtioTransitional and its origin, guest "
@@ -217,14 +227,15 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy\n"
                                "  {p} list -A --check   # exit 3 when a VM is at risk".format(p=prog))
-    ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
-    ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
-    ls.add_argument("--check", action="store_true", help="exit 3 when a VM is at risk")
-    ls.add_argument("--kubevirt-version", metavar="V", help="apply this KubeVirt release's rules (default: each VM's "
-                                                            "launcher image, else the KubeVirt CR)")
-    _add_output(ls)
-    _add_cluster_flags(ls)
-    _add_common(ls)
+    if want("list"):
+        ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
+        ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
+        ls.add_argument("--check", action="store_true", help="exit 3 when a VM is at risk")
+        ls.add_argument("--kubevirt-version", metavar="V", help="apply this KubeVirt release's rules (default: each VM's "
+                                                                "launcher image, else the KubeVirt CR)")
+        _add_output(ls)
+        _add_cluster_flags(ls)
+        _add_common(ls)
 
     cp = sub.add_parser("completion", help="how to enable shell completion through kubectl",
                         description="kubectl (1.26+) completes plugin arguments through an executable named "
@@ -232,7 +243,8 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} completion        # is it installed, and if not, how\n"
                                "  kubectl virtio <TAB>           # then: subcommands, flags, VM names".format(p=prog))
-    _add_common(cp)
+    if want("completion"):
+        _add_common(cp)
     return root
 
 
@@ -303,6 +315,19 @@ def subcommand_help(parser: argparse.ArgumentParser) -> Dict[str, str]:
         if isinstance(action, argparse._SubParsersAction):
             return {a.dest: a.help or "" for a in action._choices_actions}
     return {}
+
+
+COMMANDS = ("explain", "table", "dumpxml", "set-transitional", "list", "completion")
+
+
+def command_of(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand a command line names (the root takes no option with a value)."""
+    for w in argv:
+        if w == "--":
+            return None
+        if not w.startswith("-"):
+            return w if w in COMMANDS else None
+    return None
 
 
 class Flag:
