@@ -207,3 +207,15 @@ def test_markdown_header_is_clean(run_plugin, files):
 def test_pci_without_a_domain_says_why_there_is_no_tree(run_plugin, files):
     r = run_plugin("explain", "-f", files("vm.yaml", TESTVM), "--pci")
     assert r.returncode == 0 and "PCI topology: none to draw without a domain XML" in r.stdout
+
+
+def test_kubectl_table_layout():
+    from kubectl_virtio import render
+
+    text = render.table(["kind", "name", "status"], [["disk", "containerdisk", "\033[32mmatch\033[0m"],
+                                                     ["controller", None, "drift"]])
+    assert text.splitlines() == ["KIND         NAME            STATUS",
+                                 "disk         containerdisk   \033[32mmatch\033[0m",
+                                 "controller                   drift"]
+    md = render.table(["a", "b"], [["1", "2"]], "markdown")
+    assert md.splitlines()[:2] == ["|   a |   b |", "|-----|-----|"]

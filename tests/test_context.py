@@ -8,6 +8,7 @@ from apiserver import objects
 from kubectl_virtio import context as C
 from kubectl_virtio import versions as V
 from kubectl_virtio.errors import ClusterError
+from fake_cluster import FakeCluster
 
 NEWEST = C.Release(V.NEWEST, C.SOURCE_NEWEST)
 
@@ -201,51 +202,6 @@ def test_release_without_the_flag_makes_it_default():
 
 # --- resolution through a fake adapter ----------------------------------------------------------------
 
-class FakeCluster:
-    """The adapter's read methods over a dict of objects; every call is recorded."""
-
-    namespace = "default"
-
-    def __init__(self, *objs, cr_version=None, cr_error=None):
-        self.objs = {}
-        for o in objs:
-            self.objs[(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])] = o
-        self.calls = []
-        self.cr_version, self.cr_error = cr_version, cr_error
-
-    def _get(self, kind, ns, name):
-        self.calls.append((kind, ns, name))
-        return copy.deepcopy(self.objs.get((kind, ns, name)))
-
-    def get_vm(self, ns, name):
-        return self._get("VirtualMachine", ns, name)
-
-    def get_vmi(self, ns, name):
-        return self._get("VirtualMachineInstance", ns, name)
-
-    def get_controller_revision(self, ns, name):
-        return self._get("ControllerRevision", ns, name)
-
-    def get_preference(self, ns, name, cluster_scoped):
-        if cluster_scoped:
-            return self._get("VirtualMachineClusterPreference", None, name)
-        return self._get("VirtualMachinePreference", ns, name)
-
-    def list_launcher_pods(self, ns, uid):
-        self.calls.append(("pods", ns, uid))
-        return [copy.deepcopy(o) for (k, n, _), o in self.objs.items() if k == "Pod" and n == ns and
-                o["metadata"]["labels"].get("kubevirt.io/created-by") == uid]
-
-    def kubevirt_version(self):
-        self.calls.append(("KubeVirt", None, None))
-        if self.cr_error:
-            raise self.cr_error
-        return self.cr_version
-
-    def parallel(self, *calls):
-        return [c() for c in calls if c is not None]
-
-
 def test_resolve_reads_each_thing_once_and_the_cr_only_when_needed():
     stack = objects.running_vm("testvm", vm_kwargs={"preference": "linux"})
     fake = FakeCluster(*stack, objects.cluster_preference("linux", use_virtio_transitional=True))
@@ -290,3 +246,22 @@ def test_resolve_many_reads_one_preference_per_distinct_preference():
     assert got["vm0"] == (True, "preference") and got["vm1"] == (False, "preference")
     assert got["ns-pref"] == (True, "preference")
     assert all(c.release.text == "v1.6.4" for c in contexts)
+
+
+def test_deferred_pydantic_names_behave_like_the_real_ones():
+    """cluster.py keeps pydantic out of the client's import: api_client's SecretStr and
+    ApiResponse are stand-ins that must answer as the real ones would."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from kubectl_virtio import cluster; cluster._import_client()\n"
+            "assert 'pydantic' not in sys.modules, 'pydantic imported'\n"
+            "from kubernetes.client import api_client\n"
+            "c = api_client.ApiClient()\n"
+            "assert c.sanitize_for_serialization({'a': [1, 'x', None]}) == {'a': [1, 'x', None]}\n"
+            "import pydantic\n"
+            "assert c.sanitize_for_serialization(pydantic.SecretStr('s3')) == 's3'\n"
+            "r = api_client.ApiResponse(status_code=200, data=1, raw_data=b'')\n"
+            "assert type(r).__module__ == 'kubernetes.client.api_response' and r.status_code == 200\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -29,3 +29,24 @@ def test_list_and_check(run_plugin, cluster):
     assert "old" in r.stdout and "modern" not in r.stdout and r.stdout.startswith("NAMESPACE")
     assert run_plugin("list", "-A", "--check", env=cluster.env()).returncode == 3
     assert run_plugin("list", "-n", "prod", "--check", env=cluster.env()).returncode == 0
+
+
+def test_list_run_with_a_fake_adapter():
+    """ListOptions' Run with the adapter and the streams handed in (no subprocess)."""
+    import io
+
+    from fake_cluster import FakeCluster
+    from kubectl_virtio.cmdline import Streams
+    from kubectl_virtio.fleet_list import ListOptions
+
+    stack = objects.running_vm("old", vm_kwargs={"annotations": {"vm.kubevirt.io/os": "centos6.10"}})
+    fake = FakeCluster(*stack, objects.vm("halted", run_strategy="Halted", use_virtio_transitional=True))
+    opts = ListOptions(check=True, output="json")
+    opts.validate()
+    out, err = io.StringIO(), io.StringIO()
+    assert opts.run(fake, Streams(out, err)) == 3
+    doc = json.loads(out.getvalue())
+    got = {i["vm"]["name"]: (i["useVirtioTransitional"]["origin"], [r["id"] for r in i["risks"]]) for i in doc["items"]}
+    assert got == {"old": ("default", ["no-virtio1-driver"]), "halted": ("vm", ["unknown-guest"])}
+    # the stopped VM has no VMI to name the release: the KubeVirt CR is read, once; nothing per VM
+    assert sorted(c[0] for c in fake.calls) == ["KubeVirt", "list VirtualMachine", "list VirtualMachineInstance"]

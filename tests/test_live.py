@@ -515,3 +515,38 @@ def test_rare_auth_path_modules_are_not_imported(run_plugin, cluster, rendered):
     assert {"kubernetes.config.kube_config", "kubernetes.stream.ws_client", "websocket"} <= imported
     assert not imported & {"requests", "requests_oauthlib", "oauthlib.oauth2", "charset_normalizer",
                            "dateutil.parser"}
+
+
+# --- explain's Run with a fake adapter (no subprocess) --------------------------------------------
+
+def run_explain(fake, *args):
+    import io
+
+    from kubectl_virtio import cli
+    from kubectl_virtio.cmdline import Streams, build_parser
+
+    opts = cli.ExplainOptions.complete(build_parser().parse_args(["explain", *args, "-o", "json"]))
+    opts.validate()
+    out, err = io.StringIO(), io.StringIO()
+    assert opts.run(fake, Streams(out, err)) == 0
+    return json.loads(out.getvalue()), err.getvalue()
+
+
+def test_explain_run_with_a_fake_adapter():
+    from fake_cluster import ExecFake
+
+    stack = objects.running_vm("testvm", vmi_kwargs={"image": objects.launcher_image("v1.6.4")})
+    xml = (pathlib.Path(__file__).parent.parent / "examples" / "testvm.dumpxml.xml").read_text()
+    fake = ExecFake(*stack, xml=xml)
+    doc, err = run_explain(fake, "testvm")
+    assert doc["kubevirtVersion"] == {"version": "v1.6.4", "source": "vmi-launcher-image"} and err == ""
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "match"
+    assert [c for c in fake.calls if c[0] == "exec"][0][3][:3] == ("virsh", "-c", NONROOT_URI)
+    # any adapter error from the exec: the prediction, a warning finding and a warning line
+    from kubectl_virtio.cluster import Timeout
+
+    fake = ExecFake(*stack, error=Timeout("`virsh` did not finish within 1s", "raise --request-timeout"))
+    doc, err = run_explain(fake, "testvm")
+    assert statuses(doc)[("disk", "containerdisk")]["status"] == "predicted"
+    assert err.startswith("warning: ") and "did not finish" in err
+    assert any("no live XML" in f["message"] and f["severity"] == "warning" for f in doc["findings"])

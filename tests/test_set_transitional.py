@@ -489,3 +489,88 @@ def test_readme_shows_real_output_for_the_motivating_vm(run_plugin, cluster):
         assert _rv_free(r.stdout) == _rv_free(shown), \
             "README block `%s` is not what the command prints now:\n%s" % (" ".join(args), r.stdout)
     assert [(x.namespace, x.name) for x in cluster.restarts] == [("default", "centos6")]
+
+
+# --- unit tests: the plan, its next steps and the command's Run, without a subprocess ------------
+
+import io  # noqa: E402
+
+from fake_cluster import FakeCluster  # noqa: E402
+from kubectl_virtio import context as C  # noqa: E402
+from kubectl_virtio import set_transitional as ST  # noqa: E402
+from kubectl_virtio.cmdline import Streams  # noqa: E402
+
+NEWEST = C.Release(C.V.NEWEST, C.SOURCE_NEWEST)
+
+
+def ctx_of(vm, vmi=None, pref=None):
+    return C.build(vm, vmi, release=NEWEST, pref=pref)
+
+
+def test_plan_of_a_stopped_vm():
+    plan = ST.make_plan(ctx_of(objects.vm("testvm", run_strategy="Halted")), True)
+    assert (plan.current, plan.desired, plan.before, plan.after) == (None, True, (False, "default"), (True, "vm"))
+    assert plan.changed and plan.differs is False and not plan.running
+    assert ST.next_steps(False, "none", plan) == ["Next: VM testvm is not running; the change applies when it starts."]
+    assert ST.next_steps(True, "none", plan) == []   # --restart says itself why nothing restarts
+    rows = {(r[0], r[1]): r for r in plan.rows}
+    assert rows[("disk", "containerdisk")][2:4] == ["virtio-non-transitional", "virtio-transitional"]
+    assert plan.machine_next == "q35" and "assumed" in plan.machine_note
+
+
+def test_plan_of_a_running_vm_that_will_differ_and_one_that_already_has_it():
+    stack = objects.running_vm("testvm")
+    plan = ST.make_plan(ctx_of(stack.vm, stack.vmi), True)
+    assert plan.running and plan.live is False and plan.differs is True
+    steps = ST.next_steps(False, "none", plan)
+    assert len(steps) == 1 and "runs with useVirtioTransitional false; its next start gives true" in steps[0]
+    assert "set-transitional testvm --restart" in steps[0] and "KubeVirt will show RestartRequired" in steps[0]
+    # with --restart (and no dry run) the step says no more than that the restart applies it
+    assert "Restart it" not in ST.next_steps(True, "none", plan)[0]
+    stack = objects.running_vm("testvm", vmi_kwargs={"use_virtio_transitional": True})
+    plan = ST.make_plan(ctx_of(stack.vm, stack.vmi), True)
+    assert plan.differs is False
+    assert ST.next_steps(False, "none", plan) == [
+        "The running VM already has useVirtioTransitional true, which the next start keeps: no restart needed."]
+
+
+def test_plan_with_an_unreadable_preference():
+    stack = objects.running_vm("testvm", vm_kwargs={"preference": "linux"}, vmi_kwargs={"use_virtio_transitional": True})
+    read = C.PreferenceRead(problem="long text", reason="cannot read VirtualMachineClusterPreference linux (forbidden)")
+    plan = ST.make_plan(ctx_of(stack.vm, stack.vmi, read), None)
+    assert plan.after == (None, "unknown") and plan.differs is False   # nothing changes: KubeVirt's condition decides
+    assert plan.warnings and plan.warnings[0].startswith("cannot read VirtualMachineClusterPreference linux")
+    plan = ST.make_plan(ctx_of(stack.vm, stack.vmi, read), False)
+    assert plan.after == (False, "vm") and plan.differs is True
+
+
+def run_command(fake, **kw):
+    opts = ST.SetTransitionalOptions(**kw)
+    opts.validate()
+    out, err = io.StringIO(), io.StringIO()
+    code = opts.run(fake, Streams(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_run_with_a_fake_adapter_dry_run_client_writes_nothing():
+    fake = FakeCluster(objects.vm("testvm", run_strategy="Halted"))
+    code, out, err = run_command(fake, vm="testvm", dry_run="client")
+    assert code == 0 and "would send to virtualmachine.kubevirt.io/testvm" in out and "patched (dry run)" in out
+    assert not [c for c in fake.calls if c[0] == "patch"] and err == ""
+    code, out, err = run_command(fake, vm="testvm")
+    assert code == 0 and [c for c in fake.calls if c[0] == "patch"] == [("patch", "default", "testvm")]
+    assert fake.objs[("VirtualMachine", "default", "testvm")]["spec"]["template"]["spec"]["domain"]["devices"][
+        "useVirtioTransitional"] is True
+
+
+def test_run_over_a_selector_reads_each_preference_once_and_sums_up():
+    pref = objects.cluster_preference("legacy", use_virtio_transitional=True)
+    vms = [objects.vm("vm%d" % i, run_strategy="Halted", labels={"app": "web"}, preference="legacy") for i in range(3)]
+    fake = FakeCluster(pref, *vms)
+    code, out, err = run_command(fake, selector="app=web", unset=True, output="json")
+    assert code == 0
+    doc = __import__("json").loads(out)
+    assert doc["kind"] == "List" and len(doc["items"]) == 3
+    assert "3 VM(s): 0 patched, 3 unchanged, 0 failed" in err
+    assert [c for c in fake.calls if c[0] == "VirtualMachineClusterPreference"] == [
+        ("VirtualMachineClusterPreference", None, "legacy")]

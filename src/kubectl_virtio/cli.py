@@ -11,30 +11,23 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from kubectl_virtio import cmdline
-from kubectl_virtio.cmdline import ClusterFlags, Streams, build_parser, program_name  # noqa: F401 (re-exported)
+from kubectl_virtio.cmdline import ClusterFlags, Options, Streams, build_parser
 from kubectl_virtio.errors import InputError, UsageError, VirtioError
 
 
 def parse_version(text: Optional[str]):
     """--kubevirt-version -> Version (None when not given); a usage error when malformed."""
-    if not text:
-        return None
-    from kubectl_virtio import versions
+    from kubectl_virtio.validate import release
 
-    try:
-        return versions.parse(text)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return release(text)
 
 
 # --- table ------------------------------------------------------------------------------
 
-@dataclass
-class TableOptions:
+class TableOptions(Options):
     arch: str = "amd64"
     kubevirt_version: Optional[str] = None
     all: bool = False
@@ -112,10 +105,9 @@ def _read_source(path: str, what: str, stdin_used: List[bool]) -> str:
 
 # --- explain ----------------------------------------------------------------------------
 
-@dataclass
-class ExplainOptions:
+class ExplainOptions(Options):
     vm: Optional[str] = None
-    filename: List[str] = field(default_factory=list)
+    filename: Sequence[str] = ()
     dumpxml: Optional[str] = None
     arch: Optional[str] = None
     kubevirt_version: Optional[str] = None
@@ -123,7 +115,7 @@ class ExplainOptions:
     guest_agent: bool = False
     pci: bool = False
     output: str = "table"
-    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    flags: Optional[ClusterFlags] = None
     kind: Optional[str] = None
     name: Optional[str] = None
     version: object = None
@@ -197,9 +189,8 @@ class ExplainOptions:
 
 # --- guests -----------------------------------------------------------------------------
 
-@dataclass
-class GuestsOptions:
-    os: List[str] = field(default_factory=list)
+class GuestsOptions(Options):
+    os: List[str] = ()
     output: str = "table"
     needs_cluster = False
 
@@ -220,8 +211,7 @@ class GuestsOptions:
 
 # --- completion -------------------------------------------------------------------------
 
-@dataclass
-class CompletionOptions:
+class CompletionOptions(Options):
     needs_cluster = False
 
     @classmethod
@@ -285,10 +275,38 @@ def run(args, streams: Optional[Streams] = None) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """The `kubectl-virtio` executable (argv None: a process of its own, which may leave
+    early; an explicit argv: called in-process, which always returns)."""
+    rc = _main(sys.argv[1:] if argv is None else list(argv))
+    if argv is None and "kubernetes" in sys.modules:
+        exit_now(rc)
+    return rc
+
+
+def exit_now(rc: int) -> None:
+    """Leave without the interpreter's teardown.  Once the kubernetes client is loaded,
+    freeing its ~300 modules at exit takes longer than all the command's API requests
+    (see bench/explain).  The atexit handlers still run (the client's cleanup of the
+    temporary certificate files it wrote, KUBECTL_VIRTIO_TIMINGS' report) and the output
+    is flushed; threads still waiting on the network (after Ctrl-C) are abandoned."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()  # CPython's own exit path; there is no public equivalent
+    except Exception:  # noqa: BLE001 - handlers report their own errors; leave anyway
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say
+            pass
+    os._exit(rc)
+
+
+def _main(argv: List[str]) -> int:
     argv, _verbosity = cmdline.strip_verbosity(argv)  # kubectl's -v=N: log verbosity, not --debug
     debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
-    parser = build_parser()
+    parser = build_parser(only=cmdline.command_of(argv))
     try:
         args = parser.parse_args(argv)
         if not args.command:
@@ -300,12 +318,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print("error: " + e.message, file=sys.stderr)
-        if e.hint:
-            print(e.hint, file=sys.stderr)
+        from kubectl_virtio import render
+
+        render.emit(sys.stderr, render.error_lines(e.message, e.hint))
         return e.exit_code
     except KeyboardInterrupt:
-        return interrupted()
+        return 130
     except BrokenPipeError:
         # `kubectl virtio table | head`: stdout went away; exit quietly.
         try:
@@ -316,22 +334,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback by default
         if debug:
             raise
-        print("error: internal error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
-        print("Rerun with --debug for the traceback, and please report it.", file=sys.stderr)
+        from kubectl_virtio import render
+
+        render.emit(sys.stderr, render.error_lines("internal error: %s: %s" % (type(e).__name__, e),
+                                                   "Rerun with --debug for the traceback, and please report it."))
         return 1
-
-
-def interrupted() -> int:
-    """Ctrl-C: exit 130 now.  Reads still running in daemon threads are abandoned; flush what
-    was printed and leave without waiting for them (interpreter shutdown could otherwise wait
-    on, or complain about, a thread blocked in a socket)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
-    import threading
-
-    if threading.active_count() > 1:
-        os._exit(130)
-    return 130

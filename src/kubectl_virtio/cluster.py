@@ -48,7 +48,46 @@ _DEFERRED = {
     "oauthlib.oauth2": (),
     "requests.utils": ("should_bypass_proxies",),
     "dateutil.parser": ("parse",),
+    "pydantic": (),
+    "kubernetes.client.api_response": (),
+    # Three more used only off our path: urllib3.http2 reads h2's version when HTTP/2 is
+    # switched on; kubernetes.watch reads docstrings with pydoc; ApiClient builds a
+    # ThreadPool only for async requests.
+    "importlib.metadata": ("version",),
+    "pydoc": (),
+    "multiprocessing.pool": ("ThreadPool",),
 }
+# kubernetes.client.api_client imports pydantic (with pydantic_core, about a third of the
+# client's import) for two names the raw-JSON path never meets: `SecretStr`, tested with
+# isinstance() in sanitize_for_serialization (no object can be a SecretStr before pydantic
+# is imported), and `ApiResponse`, which only the typed response_deserialize builds.  Their
+# stand-ins answer the isinstance() test and build the real ApiResponse when asked.
+
+
+class _SecretStrCheck(type):
+    def __instancecheck__(cls, obj):
+        mod = sys.modules.get("pydantic")
+        real = None if mod is None or type(mod) is _Deferred else getattr(mod, "SecretStr", None)
+        return real is not None and isinstance(obj, real)
+
+
+class _SecretStr(metaclass=_SecretStrCheck):
+    pass
+
+
+class _ApiResponse:
+    def __class_getitem__(cls, item):  # the annotation ApiResponse[T] in api_client
+        return cls
+
+    def __new__(cls, *args, **kwargs):
+        return _real_module("kubernetes.client.api_response").ApiResponse(*args, **kwargs)
+
+
+def _stand_in_classes() -> Dict[str, Dict[str, Any]]:
+    from typing import TypeVar
+
+    return {"pydantic": {"SecretStr": _SecretStr},
+            "kubernetes.client.api_response": {"ApiResponse": _ApiResponse, "T": TypeVar("T")}}
 
 
 class _Deferred(type(sys)):
@@ -84,6 +123,7 @@ def _import_client():
     import importlib.util
 
     installed = []
+    classes = _stand_in_classes()
     try:
         # google-auth's GCP provider imports requests for real at kube_config's import: then
         # defer nothing (kube_config.py imports google.auth.transport.requests if present).
@@ -97,6 +137,8 @@ def _import_client():
         stand_in.__spec__ = importlib.machinery.ModuleSpec(name, None)
         for attr in attrs:
             setattr(stand_in, attr, _forwarder(name, attr))
+        for attr, value in classes.get(name, {}).items():
+            setattr(stand_in, attr, value)
         sys.modules[name] = stand_in
         installed.append(name)
     try:

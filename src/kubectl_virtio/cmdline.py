@@ -11,8 +11,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from kubectl_virtio import __version__
 from kubectl_virtio.errors import UsageError
@@ -28,14 +27,15 @@ def program_name(argv0: Optional[str] = None) -> str:
 
 class Parser(argparse.ArgumentParser):
     """kubectl-style usage errors: `error: ...` plus where to look, exit 2.  Descriptions are
-    wrapped here (the raw formatter keeps the examples' layout but would not wrap them)."""
+    wrapped here, when help is printed (the raw formatter keeps the examples' layout but would
+    not wrap them; textwrap is not imported on the command path)."""
 
-    def __init__(self, *args, description=None, **kwargs):
-        if description:
+    def format_help(self):
+        if self.description and "\n" not in self.description:
             import textwrap
 
-            description = textwrap.fill(description, 88, break_on_hyphens=False)
-        super().__init__(*args, description=description, **kwargs)
+            self.description = textwrap.fill(self.description, 88, break_on_hyphens=False)
+        return super().format_help()
 
     def error(self, message):
         raise UsageError(message, "See '%s --help' for usage." % self.prog)
@@ -126,7 +126,13 @@ def strip_verbosity(argv: Sequence[str]) -> Tuple[List[str], Optional[int]]:
     return out, level
 
 
-def build_parser(prog: Optional[str] = None) -> Parser:
+def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Parser:
+    """The argparse tree; `only`: give only that subcommand its flags (the others keep their
+    name and help line), which is all a run needs and saves building the rest."""
+
+    def want(command: str) -> bool:
+        return only is None or only == command
+
     prog = prog or program_name()
     root = Parser(prog=prog, description="Explain, check and fix the virtio models of KubeVirt VMs: why libvirt "
                                          "shows virtio-non-transitional or virtio-transitional, and what "
@@ -150,24 +156,25 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                                "  {p} explain -f testvm.yaml --dumpxml dump.xml\n"
                                "  kubectl get vm testvm -o yaml | {p} explain -f -\n"
                                "  {p} explain --dumpxml dump.xml --pci".format(p=prog))
-    ex.add_argument("vm", nargs="?", metavar="VM", help="NAME, vm/NAME, vmi/NAME or virtualmachine/NAME")
-    ex.add_argument("-f", "--filename", action="append", metavar="FILE",
-                    help="VM, VMI or (Cluster)Preference manifest, YAML or JSON ('-' = stdin); repeatable")
-    ex.add_argument("--dumpxml", metavar="FILE", help="a saved `virsh dumpxml` ('-' = stdin)")
-    ex.add_argument("--arch", choices=("amd64", "arm64", "s390x"), help="converter architecture (default: the "
-                                                                         "domain's, the VMI's node, spec.architecture, else amd64)")
-    ex.add_argument("--kubevirt-version", metavar="V", help="apply the rules of this KubeVirt release (default: newest)")
-    ex.add_argument("--guest-os", metavar="OS", help="the guest OS as an osinfo short-id, e.g. centos6.10, "
-                                                     "rhel7.9, win10 (default: the guest agent's report, the "
-                                                     "VM's os labels, its preference; see `guests`)")
-    ex.add_argument("--guest-agent", action="store_true",
-                    help="live only: ask a Windows guest's QEMU guest agent (guest-get-devices) which driver "
-                         "is bound to each virtio device. libvirt then marks the domain tainted "
-                         "(custom-ga-command); never done without this flag")
-    ex.add_argument("--pci", action="store_true", help="also draw the domain's PCI topology")
-    _add_output(ex)
-    _add_cluster_flags(ex)
-    _add_common(ex)
+    if want("explain"):
+        ex.add_argument("vm", nargs="?", metavar="VM", help="NAME, vm/NAME, vmi/NAME or virtualmachine/NAME")
+        ex.add_argument("-f", "--filename", action="append", metavar="FILE",
+                        help="VM, VMI or (Cluster)Preference manifest, YAML or JSON ('-' = stdin); repeatable")
+        ex.add_argument("--dumpxml", metavar="FILE", help="a saved `virsh dumpxml` ('-' = stdin)")
+        ex.add_argument("--arch", choices=("amd64", "arm64", "s390x"), help="converter architecture (default: the "
+                                                                             "domain's, the VMI's node, spec.architecture, else amd64)")
+        ex.add_argument("--kubevirt-version", metavar="V", help="apply the rules of this KubeVirt release (default: newest)")
+        ex.add_argument("--guest-os", metavar="OS", help="the guest OS as an osinfo short-id, e.g. centos6.10, "
+                                                         "rhel7.9, win10 (default: the guest agent's report, the "
+                                                         "VM's os labels, its preference; see `guests`)")
+        ex.add_argument("--guest-agent", action="store_true",
+                        help="live only: ask a Windows guest's QEMU guest agent (guest-get-devices) which driver "
+                             "is bound to each virtio device. libvirt then marks the domain tainted "
+                             "(custom-ga-command); never done without this flag")
+        ex.add_argument("--pci", action="store_true", help="also draw the domain's PCI topology")
+        _add_output(ex)
+        _add_cluster_flags(ex)
+        _add_common(ex)
 
     tb = sub.add_parser("table", help="print KubeVirt's translate table (no cluster needed)",
                         description="KubeVirt's translate table: device and spec condition -> model when "
@@ -175,11 +182,12 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} table\n  {p} table --arch s390x -o wide\n"
                                "  {p} table --kubevirt-version v0.37.2 -o json".format(p=prog))
-    tb.add_argument("--arch", choices=("amd64", "arm64", "s390x"), default="amd64", help="converter architecture")
-    tb.add_argument("--kubevirt-version", metavar="V", help="KubeVirt release (default: newest)")
-    tb.add_argument("--all", action="store_true", help="include rows of other KubeVirt releases")
-    _add_output(tb)
-    _add_common(tb)
+    if want("table"):
+        tb.add_argument("--arch", choices=("amd64", "arm64", "s390x"), default="amd64", help="converter architecture")
+        tb.add_argument("--kubevirt-version", metavar="V", help="KubeVirt release (default: newest)")
+        tb.add_argument("--all", action="store_true", help="include rows of other KubeVirt releases")
+        _add_output(tb)
+        _add_common(tb)
 
     dx = sub.add_parser("dumpxml", help="print the live domain XML of a VM",
                         description="Print the running VM's libvirt domain XML, as `virsh dumpxml` gives it in the "
@@ -187,9 +195,10 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} dumpxml testvm > testvm.xml\n"
                                "  {p} dumpxml testvm | {p} explain --dumpxml -".format(p=prog))
-    dx.add_argument("vm", metavar="VM", help="NAME, vm/NAME or vmi/NAME")
-    _add_cluster_flags(dx)
-    _add_common(dx)
+    if want("dumpxml"):
+        dx.add_argument("vm", metavar="VM", help="NAME, vm/NAME or vmi/NAME")
+        _add_cluster_flags(dx)
+        _add_common(dx)
 
     st = sub.add_parser("set-transitional", help="set useVirtioTransitional on a VM (safe patch)",
                         description="Set spec.template.spec.domain.devices.useVirtioTransitional on VirtualMachines "
@@ -200,21 +209,24 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                                "  {p} set-transitional centos6 --restart\n"
                                "  {p} set-transitional -l os=rhel6 -A\n"
                                "  {p} set-transitional testvm --unset".format(p=prog))
-    st.add_argument("vm", nargs="?", metavar="VM", help="NAME or vm/NAME")
-    mode = st.add_mutually_exclusive_group()
-    mode.add_argument("--off", action="store_true", help="set false (virtio-non-transitional)")
-    mode.add_argument("--unset", action="store_true", help="remove the field: a preference (or the default "
-                                                           "false) decides")
-    st.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector: patch every matching VM")
-    st.add_argument("-A", "--all-namespaces", action="store_true", help="with -l: in every namespace")
-    st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
-                    help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
-    st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
-    st.add_argument("--parallel", metavar="N", type=int, default=8,
-                    help="with -l: VMs patched at a time (default 8); one result line a VM, in list order")
-    _add_output(st, ("table", "json", "yaml"))
-    _add_cluster_flags(st)
-    _add_common(st)
+    if want("set-transitional"):
+        st.add_argument("vm", nargs="?", metavar="VM", help="NAME or vm/NAME")
+        mode = st.add_mutually_exclusive_group()
+        mode.add_argument("--off", action="store_true", help="set false (virtio-non-transitional)")
+        mode.add_argument("--unset", action="store_true", help="remove the field: a preference (or the default "
+                                                               "false) decides")
+        st.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector: patch every matching VM")
+        st.add_argument("-A", "--all-namespaces", action="store_true", help="with -l: in every namespace")
+        st.add_argument("--dry-run", nargs="?", const="client", default="none", choices=("none", "client", "server"),
+                        help="none|client|server: client shows what would be sent; server sends it with dryRun=All")
+        st.add_argument("--restart", action="store_true", help="restart running VMs through KubeVirt so the change applies")
+        st.add_argument("--kubevirt-version", metavar="V", help="preview with this KubeVirt release's rules (default: the "
+                                                                "cluster's)")
+        st.add_argument("--parallel", metavar="N", type=int, default=8,
+                        help="with -l: VMs patched at a time (default 8); one result line a VM, in list order")
+        _add_output(st, ("table", "json", "yaml"))
+        _add_cluster_flags(st)
+        _add_common(st)
 
     ls = sub.add_parser("list", help="fleet view: flag, guest OS and risks of every VM",
                         description="One row a VM (and standalone VMI): running, effective useVirtioTransitional "
@@ -232,25 +244,28 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                                "  {p} list --from ./must-gather.local.123 -o wide\n"
                                "  {p} list -A --check --fail-on warning   # CI: exit 3 when a VM is at risk"
                                .format(p=prog))
-    ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
-    ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector (applied by the API server)")
-    ls.add_argument("--live", action="store_true",
-                    help="also read each running domain (virsh dumpxml in its launcher pod): models, hotplug ports")
-    ls.add_argument("--parallel", metavar="N", type=int, default=8, help="with --live: execs at a time (default 8)")
-    ls.add_argument("--from", dest="from_dir", metavar="DIR",
-                    help="audit a must-gather or a directory of manifests and dumpxml files (no cluster)")
-    ls.add_argument("--risk", metavar="RISK", action="append", help="only rows with this risk (repeatable)")
-    ls.add_argument("--sort", choices=("name", "namespace", "risk", "guest", "flag"),
-                    help="sort rows (holds them until the end; default: the API server's order, streamed)")
-    ls.add_argument("--no-headers", action="store_true", help="no header line in table output")
-    ls.add_argument("--check", action="store_true", help="exit 3 when a VM has a risk at or above --fail-on")
-    ls.add_argument("--fail-on", metavar="RISK", default="no-virtio1-driver",
-                    help="risk id or severity (error|warning|info) that fails --check (default no-virtio1-driver)")
-    ls.add_argument("--ignore", metavar="NS/NAME", action="append", help="VM whose risks --check accepts (repeatable)")
-    ls.add_argument("--guest-os", metavar="ID", help="assume this guest OS (osinfo short id) for every VM")
-    _add_output(ls)
-    _add_cluster_flags(ls)
-    _add_common(ls)
+    if want("list"):
+        ls.add_argument("-A", "--all-namespaces", action="store_true", help="list VMs in every namespace")
+        ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector (applied by the API server)")
+        ls.add_argument("--live", action="store_true",
+                        help="also read each running domain (virsh dumpxml in its launcher pod): models, hotplug ports")
+        ls.add_argument("--parallel", metavar="N", type=int, default=8, help="with --live: execs at a time (default 8)")
+        ls.add_argument("--from", dest="from_dir", metavar="DIR",
+                        help="audit a must-gather or a directory of manifests and dumpxml files (no cluster)")
+        ls.add_argument("--risk", metavar="RISK", action="append", help="only rows with this risk (repeatable)")
+        ls.add_argument("--sort", choices=("name", "namespace", "risk", "guest", "flag"),
+                        help="sort rows (holds them until the end; default: the API server's order, streamed)")
+        ls.add_argument("--no-headers", action="store_true", help="no header line in table output")
+        ls.add_argument("--check", action="store_true", help="exit 3 when a VM has a risk at or above --fail-on")
+        ls.add_argument("--fail-on", metavar="RISK", default="no-virtio1-driver",
+                        help="risk id or severity (error|warning|info) that fails --check (default no-virtio1-driver)")
+        ls.add_argument("--ignore", metavar="NS/NAME", action="append", help="VM whose risks --check accepts (repeatable)")
+        ls.add_argument("--guest-os", metavar="ID", help="assume this guest OS (osinfo short id) for every VM")
+        ls.add_argument("--kubevirt-version", metavar="V", help="apply this KubeVirt release's rules (default: each VM's "
+                                                                "launcher image, else the KubeVirt CR)")
+        _add_output(ls)
+        _add_cluster_flags(ls)
+        _add_common(ls)
 
     gs = sub.add_parser("guests", help="which guest OS releases drive virtio 1.0 devices (no cluster needed)",
                         description="The guest OS table: per osinfo short-id, whether the OS drives virtio 1.0 "
@@ -259,10 +274,11 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} guests centos6.10 rhel7.9 win10\n  {p} guests -o wide\n"
                                "  {p} guests -o json | jq '.items[] | select(.virtio1 == false) | .id'".format(p=prog))
-    gs.add_argument("os", nargs="*", metavar="OS", help="osinfo short-ids or names (rhel9.4, centos.stream9, "
-                                                        "windows.11); default: every OS")
-    _add_output(gs)
-    _add_common(gs)
+    if want("guests"):
+        gs.add_argument("os", nargs="*", metavar="OS", help="osinfo short-ids or names (rhel9.4, centos.stream9, "
+                                                            "windows.11); default: every OS")
+        _add_output(gs)
+        _add_common(gs)
 
     cp = sub.add_parser("completion", help="how to enable shell completion through kubectl",
                         description="kubectl (1.26+) completes plugin arguments through an executable named "
@@ -270,7 +286,8 @@ def build_parser(prog: Optional[str] = None) -> Parser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="Examples:\n  {p} completion        # is it installed, and if not, how\n"
                                "  kubectl virtio <TAB>           # then: subcommands, flags, VM names".format(p=prog))
-    _add_common(cp)
+    if want("completion"):
+        _add_common(cp)
     return root
 
 
@@ -278,27 +295,52 @@ def build_parser(prog: Optional[str] = None) -> Parser:
 
 # --- what the commands receive --------------------------------------------------------------
 
-@dataclass
+# Plain classes, not dataclasses: generating a dataclass's methods costs about a millisecond
+# each on every start (bench/explain), and these are built once a run.
+
 class ClusterFlags:
     """kubectl's cluster flags, as given (None: not given)."""
 
-    kubeconfig: Optional[str] = None
-    context: Optional[str] = None
-    namespace: Optional[str] = None
-    request_timeout: Optional[float] = None
+    def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None,
+                 namespace: Optional[str] = None, request_timeout: Optional[float] = None):
+        self.kubeconfig, self.context = kubeconfig, context
+        self.namespace, self.request_timeout = namespace, request_timeout
 
     @classmethod
     def from_args(cls, args) -> "ClusterFlags":
         return cls(getattr(args, "kubeconfig", None), getattr(args, "context", None),
                    getattr(args, "namespace", None), getattr(args, "request_timeout", None))
 
+    def __repr__(self) -> str:
+        return "ClusterFlags(%r)" % vars(self)
 
-@dataclass
+
 class Streams:
     """Where a command writes: injected, so command logic is tested without a subprocess."""
 
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
+    def __init__(self, out: Optional[TextIO] = None, err: Optional[TextIO] = None):
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+
+
+class Options:
+    """Base of the commands' options objects: Complete (`complete(args)`, from the parsed
+    flags) -> Validate (`validate()`, no I/O) -> Run (`run(cluster, streams)`).  Options are
+    the class attributes with their defaults; the constructor sets the ones given."""
+
+    needs_cluster = True
+    flags: Optional[ClusterFlags] = None
+
+    def __init__(self, **given: Any):
+        for key, value in given.items():
+            if key.startswith("_") or not hasattr(type(self), key):
+                raise TypeError("%s has no option %r" % (type(self).__name__, key))
+            setattr(self, key, value)
+        if self.flags is None:
+            self.flags = ClusterFlags()
+
+    def __repr__(self) -> str:
+        return "%s(%r)" % (type(self).__name__, vars(self))
 
 
 # --- public views of the tree (for completion) -----------------------------------------------
@@ -318,17 +360,28 @@ def subcommand_help(parser: argparse.ArgumentParser) -> Dict[str, str]:
     return {}
 
 
-@dataclass(frozen=True)
+COMMANDS = ("explain", "table", "dumpxml", "set-transitional", "list", "completion")
+
+
+def command_of(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand a command line names (the root takes no option with a value)."""
+    for w in argv:
+        if w == "--":
+            return None
+        if not w.startswith("-"):
+            return w if w in COMMANDS else None
+    return None
+
+
 class Flag:
     """One option of a parser, as completion needs it."""
 
-    strings: Tuple[str, ...]
-    dest: str
-    help: str
-    takes_value: bool
-    repeatable: bool
-    choices: Tuple[str, ...]
-    hidden: bool
+    __slots__ = ("strings", "dest", "help", "takes_value", "repeatable", "choices", "hidden")
+
+    def __init__(self, strings: Tuple[str, ...], dest: str, help: str, takes_value: bool, repeatable: bool,
+                 choices: Tuple[str, ...], hidden: bool):
+        self.strings, self.dest, self.help, self.takes_value = strings, dest, help, takes_value
+        self.repeatable, self.choices, self.hidden = repeatable, choices, hidden
 
 
 def flags(parser: argparse.ArgumentParser) -> List[Flag]:

@@ -43,6 +43,8 @@ class ListOptions:
     no_headers: bool = False
     from_dir: Optional[str] = None
     guest_os: Optional[str] = None
+    kubevirt_version: Optional[str] = None
+    version: Any = None
     flags: ClusterFlags = field(default_factory=ClusterFlags)
 
     @classmethod
@@ -51,7 +53,7 @@ class ListOptions:
                    parallel=args.parallel, check=bool(args.check), fail_on=args.fail_on, risk=list(args.risk or []),
                    ignore=list(args.ignore or []), sort=args.sort, output=args.output,
                    no_headers=bool(args.no_headers), from_dir=args.from_dir, guest_os=args.guest_os,
-                   flags=ClusterFlags.from_args(args))
+                   kubevirt_version=getattr(args, "kubevirt_version", None), flags=ClusterFlags.from_args(args))
 
     @property
     def needs_cluster(self) -> bool:
@@ -59,12 +61,14 @@ class ListOptions:
 
     @property
     def namespace(self) -> Optional[str]:
-        return self.flags.namespace
+        """The namespace --from keeps (-A wins over -n, as in kubectl)."""
+        return None if self.all_namespaces else self.flags.namespace
 
     def validate(self) -> None:
         """Every flag checked before anything is read (exit 2 on a bad one)."""
         from kubectl_virtio import validate
 
+        self.version = validate.release(self.kubevirt_version)
         try:
             self.fail_rank = F.parse_fail_on(self.fail_on)
         except ValueError as e:
@@ -91,8 +95,6 @@ class ListOptions:
                 raise UsageError("--live reads a cluster; --from reads a directory: choose one")
             if self.selector:
                 raise UsageError("-l/--selector selects on the API server; it does not apply to --from")
-        elif self.all_namespaces and self.flags.namespace:
-            raise UsageError("-A/--all-namespaces and -n/--namespace exclude each other")
         validate.namespace(self.flags.namespace)
         validate.selector(self.selector)
 
@@ -184,8 +186,9 @@ class Resolver:
     object and at most one read of the KubeVirt CR, however many pages (context.resolve_many
     does the same for lists held whole)."""
 
-    def __init__(self, cluster):
+    def __init__(self, cluster, override=None):
         self.cluster = cluster
+        self.override = override  # --kubevirt-version
         self.prefs: Dict[Any, Any] = {}
         self.cr: Optional[Tuple[Optional[str], Optional[str]]] = None
         self.releases: Dict[Any, Any] = {}
@@ -214,8 +217,8 @@ class Resolver:
         key = (vmi_image, pod_image)
         rel = self.releases.get(key)
         if rel is None:
-            rel = C.choose_release(None, vmi_image, pod_image)
-            if rel.source == C.SOURCE_NEWEST:
+            rel = C.choose_release(self.override, vmi_image, pod_image)
+            if rel.source == C.SOURCE_NEWEST and self.cluster is not None:
                 if self.cr is None:
                     self.cr = C.read_kubevirt_cr(self.cluster)
                 rel = C.choose_release(None, vmi_image, pod_image, self.cr[0], self.cr[1])
@@ -255,7 +258,7 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
                 uid = ((p.get("metadata") or {}).get("labels") or {}).get("kubevirt.io/created-by")
                 if uid:
                     pods_by_vmi.setdefault(uid, []).append(_compact_pod(p))
-    resolver = Resolver(cluster)
+    resolver = Resolver(cluster, o.version)
     for vm, vmi in join(items(vm_pages), items(vmi_pages)):
         running = vmi is not None and C.status(vmi).get("phase") == C.RUNNING
         pods = pods_by_vmi.pop(C.meta(vmi).get("uid") or "", []) if (o.live and running) else []
@@ -279,10 +282,10 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
         yield inp, job
 
 
-def stream_contexts(cluster, ns: Optional[str], selector: Optional[str]):
+def stream_contexts(cluster, ns: Optional[str], selector: Optional[str], override=None):
     """VM contexts of the VMs in scope (standalone VMIs left out), page by page, joined with
     their VMIs; for commands that act on many VMs (set-transitional -l)."""
-    resolver = Resolver(cluster)
+    resolver = Resolver(cluster, override)
     vm_pages = prefetch(cluster.iter_list("vms", ns, selector, PAGE), depth=1)
     vmi_pages = prefetch(cluster.iter_list("vmis", ns, None, PAGE), depth=1)
     for vm, vmi in join(items(vm_pages), items(vmi_pages)):
@@ -413,7 +416,8 @@ def run(o: ListOptions, cluster, streams: Streams) -> int:
     if o.from_dir is not None:
         from kubectl_virtio import mustgather
 
-        inputs = mustgather.inputs(o.from_dir, namespace=o.namespace, guest_os=o.guest_os, err=streams.err)
+        inputs = mustgather.inputs(o.from_dir, namespace=o.namespace, guest_os=o.guest_os, err=streams.err,
+                                   override=o.version)
         where = "in %s" % o.from_dir
     else:
         inputs = cluster_inputs(cluster, o)

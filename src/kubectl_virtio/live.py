@@ -7,12 +7,11 @@ cluster adapter and the output streams are handed in (`run(cluster, streams)`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Optional
 
 from kubectl_virtio import context as C
-from kubectl_virtio.cmdline import ClusterFlags, Streams
-from kubectl_virtio.errors import ClusterError, UsageError
+from kubectl_virtio.cmdline import ClusterFlags, Options, Streams
+from kubectl_virtio.errors import ClusterError
 
 NONROOT_URI = "qemu+unix:///session?socket=/var/run/libvirt/virtqemud-sock"
 COMPUTE = "compute"
@@ -95,10 +94,9 @@ def explain_vm(opts, cluster, streams: Streams):
 
 # --- dumpxml VM -------------------------------------------------------------------------
 
-@dataclass
-class DumpxmlOptions:
+class DumpxmlOptions(Options):
     vm: str = ""
-    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    flags: Optional[ClusterFlags] = None
     kind: Optional[str] = None
     name: str = ""
     needs_cluster = True

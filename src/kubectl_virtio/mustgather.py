@@ -184,7 +184,7 @@ def _preference(idx: Index, vm: Dict[str, Any]):
 
 
 def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] = None,
-           err=None) -> Iterator[Tuple[F.FleetInput, None]]:
+           err=None, override=None) -> Iterator[Tuple[F.FleetInput, None]]:
     """(input, None) for every VM and standalone VMI found, sorted by namespace/name; each
     resolved into the same VM context as a live cluster gives (context.build)."""
     from kubectl_virtio import context as C
@@ -207,7 +207,7 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
             pods = idx.pods.get(str(C.meta(vmi).get("uid") or ""), []) if vmi is not None else []
             try:
                 chosen = C.choose_pod(pods, vmi)[0] if pods else None
-                rel = C.choose_release(None, C.status(vmi).get("launcherContainerImageVersion") if vmi else None,
+                rel = C.choose_release(override, C.status(vmi).get("launcherContainerImageVersion") if vmi else None,
                                        C.compute_image(chosen) if chosen is not None else None)
                 ctx = C.build(vm, vmi, release=rel, pods=pods, pref=_preference(idx, vm) if vm is not None else None)
                 inp = F.input_from_context(ctx, guest_os)

@@ -18,7 +18,7 @@ from kubectl_virtio import context as C
 from kubectl_virtio import predict as P
 from kubectl_virtio import rules as R
 from kubectl_virtio import spec as S
-from kubectl_virtio.cmdline import ClusterFlags, Streams
+from kubectl_virtio.cmdline import ClusterFlags, Options, Streams
 from kubectl_virtio.errors import ClusterError, UsageError
 
 FIELD = "spec.template.spec.domain.devices.useVirtioTransitional"
@@ -61,8 +61,7 @@ def _nested(path, value) -> Dict[str, Any]:
 
 # --- the command ----------------------------------------------------------------------------
 
-@dataclass
-class SetTransitionalOptions:
+class SetTransitionalOptions(Options):
     vm: Optional[str] = None
     off: bool = False
     unset: bool = False
@@ -72,17 +71,19 @@ class SetTransitionalOptions:
     restart: bool = False
     output: str = "table"
     parallel: int = 8
-    flags: ClusterFlags = field(default_factory=ClusterFlags)
+    flags: Optional[ClusterFlags] = None
+    kubevirt_version: Optional[str] = None
     kind: Optional[str] = None
     name: Optional[str] = None
+    version: object = None
     needs_cluster = True
 
     @classmethod
     def complete(cls, args) -> "SetTransitionalOptions":
         return cls(vm=args.vm, off=args.off, unset=args.unset, selector=args.selector,
                    all_namespaces=args.all_namespaces, dry_run=args.dry_run, restart=args.restart,
-                   output=args.output, parallel=getattr(args, "parallel", 8) or 8,
-                   flags=ClusterFlags.from_args(args))
+                   output=args.output, flags=ClusterFlags.from_args(args), kubevirt_version=args.kubevirt_version,
+                   parallel=getattr(args, "parallel", 8) or 8)
 
     @property
     def desired(self) -> Optional[bool]:
@@ -94,15 +95,13 @@ class SetTransitionalOptions:
 
     def validate(self) -> None:
         from kubectl_virtio import validate
-
+        self.version = validate.release(self.kubevirt_version)
         if bool(self.vm) == bool(self.selector):
             raise UsageError("give one VM name or -l SELECTOR")
         if not 1 <= self.parallel <= 64:
             raise UsageError("--parallel must be between 1 and 64")
         if self.all_namespaces and not self.selector:
             raise UsageError("-A/--all-namespaces goes with -l SELECTOR")
-        if self.all_namespaces and self.flags.namespace:
-            raise UsageError("-A/--all-namespaces and -n/--namespace exclude each other")
         if self.vm:
             self.kind, self.name = validate.vm_ref(self.vm)
         validate.namespace(self.flags.namespace)
@@ -117,7 +116,7 @@ class SetTransitionalOptions:
                 vmi = cluster.get_vmi(cluster.namespace, self.name)
                 raise ClusterError(*_vmi_only_message(self.name, cluster.namespace, vmi, desired))
             try:
-                ctx = C.resolve(cluster, cluster.namespace, self.name, pods=False)
+                ctx = C.resolve(cluster, cluster.namespace, self.name, pods=False, override=self.version)
             except C.VMNotFound:
                 raise ClusterError("no VirtualMachine %r in namespace %s" % (self.name, cluster.namespace),
                                    "check the name, or pass -n NAMESPACE") from None
@@ -150,7 +149,7 @@ class SetTransitionalOptions:
 
         summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
         items, total = [], 0
-        contexts = fleet_list.stream_contexts(cluster, ns, self.selector)
+        contexts = fleet_list.stream_contexts(cluster, ns, self.selector, self.version)
         for ctx, result, exc in fleet_list.ordered_map(contexts, one, self.parallel):
             total += 1
             where = "%s/%s" % (ctx.namespace, ctx.name)

@@ -98,6 +98,19 @@ def vm_ref(text: str, allow_vmi: bool = True) -> Tuple[Optional[str], str]:
     return kind, nm
 
 
+def release(text: Optional[str]):
+    """--kubevirt-version -> the Version (None when not given)."""
+    if not text:
+        return None
+    from kubectl_virtio import versions
+
+    try:
+        return versions.parse(text)
+    except ValueError:
+        raise UsageError("invalid KubeVirt version %s (--kubevirt-version): expected vMAJOR.MINOR[.PATCH], e.g. "
+                         "v1.9.0" % clip(text, 40)) from None
+
+
 # --- label selectors ------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"\s*(?:(?P<op>==|!=|=|\(|\)|,|!|<|>)|(?P<word>[^\s=!(),<>]+))")

@@ -343,6 +343,11 @@ class ApiServer:
         with self._lock:
             self._delays.append(_InjectedDelay(method.upper() if method else None, path, seconds, times))
 
+    def delays_left(self, path: str) -> int:
+        """How many requests the delays injected for `path` still wait for (0: all arrived)."""
+        with self._lock:
+            return sum(d.times for d in self._delays if d.path == path)
+
     def add_user(self, name: str, rules: Iterable[Rule], token: str | None = None) -> User:
         user = User(name, token or f"{name}-token", list(rules))
         with self._lock:
