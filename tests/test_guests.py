@@ -308,3 +308,12 @@ def test_agent_findings_name_unbound_devices():
     assert d["drivers"][0]["version"] == "100.92.104.22100"
     assert any(s == "error" and "1af4:1045 (balloon)" in m for s, m in found)
     assert any(s == "info" and "guest-get-devices" in m and "viostor" not in m for s, m in found)
+
+
+def test_identification_is_bounded_on_bad_input():
+    huge = "a" * 200000
+    obj = {"metadata": {"labels": {"os.template.kubevirt.io/" + huge: "true", "os.template.kubevirt.io/rhel7.1": "true"},
+                        "annotations": {"vm.kubevirt.io/os": huge + "9"}}}
+    g = guests.assess(obj, {"status": {"guestOSInfo": {"id": ["x"], "versionId": {"a": 1}, "kernelRelease": "9" * 99999}}})
+    assert len(repr(g)) < 4000 and g.virtio1 is None
+    assert guests.assess({"metadata": "nope", "spec": ["x"]}, {"status": "x"}) is None
