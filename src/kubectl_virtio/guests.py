@@ -509,9 +509,10 @@ def guest_findings(guest: Optional[GuestOS], devices: Sequence[Dict[str, Any]], 
     if guest is None:
         modern = [d for d in devices if _modern_only(d)] if arch != "s390x" else []
         if modern:
-            out.append(("info", "guest OS unknown: %d device(s) are virtio 1.0-only (%s); an old guest (CentOS/RHEL 6, "
-                                "SLES 11, Debian 8, pre-2016 virtio-win) would not see them. Name it with --guest-os "
-                                "ID or the VM annotation vm.kubevirt.io/os" % (len(modern), _names(modern))))
+            out.append(("info", "guest OS unknown: an old guest (CentOS/RHEL 6, SLES 11, Debian 8, pre-2016 virtio-win "
+                                "drivers) would not see the %d virtio 1.0-only device(s); for a verdict, name the guest "
+                                "with --guest-os ID (e.g. centos6.10) or the annotation vm.kubevirt.io/os"
+                                % len(modern)))
         return out, None
     if agent_devices is not None:
         guest.drivers = agent_devices
