@@ -317,3 +317,12 @@ def test_identification_is_bounded_on_bad_input():
     g = guests.assess(obj, {"status": {"guestOSInfo": {"id": ["x"], "versionId": {"a": 1}, "kernelRelease": "9" * 99999}}})
     assert len(repr(g)) < 4000 and g.virtio1 is None
     assert guests.assess({"metadata": "nope", "spec": ["x"]}, {"status": "x"}) is None
+
+
+def test_a_missing_table_is_a_clear_error(monkeypatch, tmp_path):
+    from kubectl_virtio.errors import VirtioError
+    monkeypatch.setattr(guests, "_DATA", str(tmp_path / "absent.json"))
+    monkeypatch.setattr(guests, "_cache", {})
+    with pytest.raises(VirtioError) as e:
+        guests.verdict("rhel9.0")
+    assert "guest OS table" in e.value.message and "gen-guests-table" in e.value.hint

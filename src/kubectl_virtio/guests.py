@@ -64,8 +64,14 @@ _cache: Dict[str, Any] = {}
 def table() -> Dict[str, Any]:
     """The shipped guest table (made by scripts/gen-guests-table from osinfo-db)."""
     if "table" not in _cache:
-        with open(_DATA, encoding="utf-8") as fh:
-            _cache["table"] = json.load(fh)
+        try:
+            with open(_DATA, encoding="utf-8") as fh:
+                _cache["table"] = json.load(fh)
+        except (OSError, ValueError) as e:
+            from kubectl_virtio.errors import VirtioError
+
+            raise VirtioError("the guest OS table %s cannot be read (%s)" % (_DATA, getattr(e, "strerror", None) or e),
+                              "reinstall kubectl-virtio; from a checkout, scripts/gen-guests-table writes it") from None
     return _cache["table"]
 
 
