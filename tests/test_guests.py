@@ -248,6 +248,12 @@ def test_findings_old_guest_on_modern_devices_is_an_error_with_the_fix():
     assert d["virtio1"] is False and d["id"] == "centos6.10" and d["evidence"]
     found, _ = guests.guest_findings(g, devs(T), name="c6")
     assert not [m for s, m in found if s == "error"]
+    # running modern-only, the spec already fixed: restart, not set-transitional
+    pending = [dict(d, model=NT if d["virtio"] else d["expected"], expected=T if d["virtio"] else d["expected"])
+               for d in devs(NT)]
+    found, _ = guests.guest_findings(g, pending, name="c6", namespace="legacy")
+    (err,) = [m for s, m in found if s == "error"]
+    assert "virtctl restart c6 -n legacy" in err and "set-transitional" not in err
 
 
 def test_findings_modern_guest_on_transitional_devices():

@@ -535,10 +535,15 @@ def guest_findings(guest: Optional[GuestOS], devices: Sequence[Dict[str, Any]], 
         boot = next((d for d in disks if d.get("boot")), disks[0] if disks else None)
         consequence = ("the boot disk (disk %s) will not be found and the guest will not boot" % boot["name"]
                        if boot else "those devices stay without a driver")
+        if all(d.get("model") and d.get("expected") == T for d in modern):
+            fix = ("the spec already asks for %s: restart the VM so it applies (virtctl restart %s%s)"
+                   % (T, name or "NAME", " -n %s" % namespace if namespace else ""))
+        else:
+            fix = "Fix: %s (then restart the VM)" % _cmd(name, namespace)
         out.append(("error", "%s has no virtio 1.0 driver (%s): %s %s virtio 1.0-only (%s), so the guest does not "
-                             "see %s; %s. Fix: %s (then restart the VM)"
+                             "see %s; %s. %s"
                     % (who, guest.evidence, _names(modern), "is" if len(modern) == 1 else "are", NT,
-                       "it" if len(modern) == 1 else "them", consequence, _cmd(name, namespace))))
+                       "it" if len(modern) == 1 else "them", consequence, fix)))
     elif guest.virtio1 is True and trans:
         fix = _cmd(name, namespace, "--off" if origin == "preference" else "--unset")
         out.append(("info", "%s drives virtio 1.0 (%s): useVirtioTransitional is not needed. Its %d transitional "
