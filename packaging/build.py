@@ -173,7 +173,9 @@ def freeze(py: str, form: str, workroot: str) -> str:
            "--distpath", distpath, "--workpath", os.path.join(workroot, "work"), "--specpath", workroot,
            # lazily imported by the CLI: make sure every command's code is in the bundle
            "--collect-submodules", "kubectl_virtio",
-           "--collect-data", "kubectl_virtio",  # data/guests.json (the guest OS table)
+           # package data: the guest OS table (src/kubectl_virtio/data, scripts/gen-guests-table)
+           "--add-data", os.pathsep.join([os.path.join(REPO, "src", "kubectl_virtio", "data", "guests.json"),
+                                          os.path.join("kubectl_virtio", "data")]),
            "--exclude-module", "tkinter", "--exclude-module", "_tkinter"]
     if form == "onedir":
         cmd += ["--contents-directory", CONTENTS]

@@ -248,6 +248,12 @@ def test_findings_old_guest_on_modern_devices_is_an_error_with_the_fix():
     assert d["virtio1"] is False and d["id"] == "centos6.10" and d["evidence"]
     found, _ = guests.guest_findings(g, devs(T), name="c6")
     assert not [m for s, m in found if s == "error"]
+    # running modern-only, the spec already fixed: restart, not set-transitional
+    pending = [dict(d, model=NT if d["virtio"] else d["expected"], expected=T if d["virtio"] else d["expected"])
+               for d in devs(NT)]
+    found, _ = guests.guest_findings(g, pending, name="c6", namespace="legacy")
+    (err,) = [m for s, m in found if s == "error"]
+    assert "virtctl restart c6 -n legacy" in err and "set-transitional" not in err
 
 
 def test_findings_modern_guest_on_transitional_devices():
@@ -308,3 +314,21 @@ def test_agent_findings_name_unbound_devices():
     assert d["drivers"][0]["version"] == "100.92.104.22100"
     assert any(s == "error" and "1af4:1045 (balloon)" in m for s, m in found)
     assert any(s == "info" and "guest-get-devices" in m and "viostor" not in m for s, m in found)
+
+
+def test_identification_is_bounded_on_bad_input():
+    huge = "a" * 200000
+    obj = {"metadata": {"labels": {"os.template.kubevirt.io/" + huge: "true", "os.template.kubevirt.io/rhel7.1": "true"},
+                        "annotations": {"vm.kubevirt.io/os": huge + "9"}}}
+    g = guests.assess(obj, {"status": {"guestOSInfo": {"id": ["x"], "versionId": {"a": 1}, "kernelRelease": "9" * 99999}}})
+    assert len(repr(g)) < 4000 and g.virtio1 is None
+    assert guests.assess({"metadata": "nope", "spec": ["x"]}, {"status": "x"}) is None
+
+
+def test_a_missing_table_is_a_clear_error(monkeypatch, tmp_path):
+    from kubectl_virtio.errors import VirtioError
+    monkeypatch.setattr(guests, "_DATA", str(tmp_path / "absent.json"))
+    monkeypatch.setattr(guests, "_cache", {})
+    with pytest.raises(VirtioError) as e:
+        guests.verdict("rhel9.0")
+    assert "guest OS table" in e.value.message and "gen-guests-table" in e.value.hint

@@ -285,3 +285,12 @@ def test_live_guest_agent_without_an_agent_is_a_warning(run_plugin, cluster):
     assert r.returncode == 0, r.stderr
     msgs = [f["message"] for f in json.loads(r.stdout)["findings"] if f["severity"] == "warning"]
     assert any(m.startswith("--guest-agent:") and "not connected" in m for m in msgs), msgs
+
+
+def test_fixed_spec_still_running_modern_devices_says_restart(explain, tmp_path):
+    obj = manifest(name="testvm", ns="default", labels={"os.template.kubevirt.io/centos6.10": "true"},
+                   transitional=True)
+    (tmp_path / "nt.xml").write_text(dumpxml(NT))
+    doc = explain(obj, "--dumpxml", str(tmp_path / "nt.xml"))
+    (err,) = errors(doc)
+    assert "virtctl restart testvm -n default" in err and "set-transitional" not in err

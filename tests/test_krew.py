@@ -375,6 +375,10 @@ def test_packaged_offline_explain(installed):
             "--dumpxml", os.path.join(examples, "testvm.dumpxml.xml"), "-o", "yaml")
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(r.stdout)["kind"] == "VirtioExplanation"
+    # the guest OS table is package data: the bundle must carry it
+    g = run(installed, "virtio", "guests", "centos6.10", "-o", "json")
+    assert g.returncode == 0, g.stderr
+    assert json.loads(g.stdout)["items"][0]["virtio1"] is False
 
 
 @pytest.mark.timeout(900)

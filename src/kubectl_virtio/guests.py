@@ -39,7 +39,7 @@ _KREL = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:-(\d+))?")
 
 def kernel_verdict(release: str) -> Tuple[Optional[bool], str]:
     """Does a Linux kernel release (uname -r) drive virtio 1.0 PCI devices?"""
-    rel = (release or "").strip()
+    rel = str(release or "").strip()[:MAX_ID]
     m = _KREL.match(rel)
     if not m:
         return None, "kernel release %r is not a Linux release" % rel[:64]
@@ -64,8 +64,14 @@ _cache: Dict[str, Any] = {}
 def table() -> Dict[str, Any]:
     """The shipped guest table (made by scripts/gen-guests-table from osinfo-db)."""
     if "table" not in _cache:
-        with open(_DATA, encoding="utf-8") as fh:
-            _cache["table"] = json.load(fh)
+        try:
+            with open(_DATA, encoding="utf-8") as fh:
+                _cache["table"] = json.load(fh)
+        except (OSError, ValueError) as e:
+            from kubectl_virtio.errors import VirtioError
+
+            raise VirtioError("the guest OS table %s cannot be read (%s)" % (_DATA, getattr(e, "strerror", None) or e),
+                              "reinstall kubectl-virtio; from a checkout, scripts/gen-guests-table writes it") from None
     return _cache["table"]
 
 
@@ -98,7 +104,7 @@ LEGACY_PREFERENCE = "linux.virtiotransitional"
 def normalise(raw: str) -> str:
     """`windows.2k19` -> win2k19, `centos.stream9` -> centos-stream9, `rhel.9` -> rhel9,
     `Windows10` -> win10, `RHEL-8.4` -> rhel8.4."""
-    s = str(raw).strip().lower().replace(" ", "")
+    s = str(raw).strip().lower().replace(" ", "")[:MAX_ID]
     for suf in _PREF_SUFFIXES:
         if s.endswith(suf) and len(s) > len(suf):
             s = s[: -len(suf)]
@@ -244,7 +250,7 @@ def _aggregate(sid, os_id, rows, what) -> Dict[str, Any]:
     no = [r["id"] for r in rows if r["virtio1"] is False]
     yes = [r["id"] for r in rows if r["virtio1"] is True]
     return {"id": sid, "asked": os_id, "name": None, "virtio1": None, "basis": "family", "windows": False,
-            "evidence": "%s is ambiguous: %s lack virtio 1.0, %s drive it; name the release (e.g. --guest-os %s)"
+            "evidence": "%s: ambiguous, %s lack virtio 1.0, %s drive it; name the release (e.g. --guest-os %s)"
                         % (sid, ", ".join(no[:4]) + (" ..." if len(no) > 4 else ""),
                            ", ".join(yes[:3]) + (" ..." if len(yes) > 3 else ""), yes[-1] if yes else ids[-1])}
 
@@ -302,9 +308,28 @@ def _preference_name(vm: Optional[Dict[str, Any]]) -> Optional[str]:
     return str(name) if name else None
 
 
+MAX_ID = 64  # an OS id or kernel release longer than this is not one (bounds regex work and output)
+
+
+def _clip(v: Any) -> str:
+    return str(v).strip()[:MAX_ID]
+
+
 def hints(vm: Optional[Dict[str, Any]] = None, vmi: Optional[Dict[str, Any]] = None,
           preference: Optional[str] = None, override: Optional[str] = None) -> List[Dict[str, Any]]:
     """Every clue to the guest OS, best evidence first: [{'id', 'source', ...}]."""
+    out: List[Dict[str, Any]] = []
+    for h in _hints(vm, vmi, preference, override):
+        for k in ("id", "kernelRelease"):
+            if h.get(k) is not None:
+                h[k] = _clip(h[k])
+        if h.get("ids"):
+            h["ids"] = [_clip(i) for i in h["ids"][:64]]
+        out.append(h)
+    return out
+
+
+def _hints(vm, vmi, preference, override) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
     if override:
         out.append({"id": str(override), "source": "--guest-os"})
@@ -313,18 +338,18 @@ def hints(vm: Optional[Dict[str, Any]] = None, vmi: Optional[Dict[str, Any]] = N
         ident = _agent_id(gi)
         linux = str(gi.get("id") or "").lower() != "mswindows"
         h = {"id": ident, "source": "guest agent (VMI status.guestOSInfo: id=%s versionId=%s%s)" % (
-            gi.get("id") or "-", gi.get("versionId") or "-",
-            " kernelRelease=%s" % gi["kernelRelease"] if gi.get("kernelRelease") else "")}
+            _clip(gi.get("id") or "-"), _clip(gi.get("versionId") or "-"),
+            " kernelRelease=%s" % _clip(gi["kernelRelease"]) if gi.get("kernelRelease") else "")}
         if linux and gi.get("kernelRelease"):
             h["kernelRelease"] = str(gi["kernelRelease"])
         if gi.get("prettyName") or gi.get("name"):
-            h["name"] = str(gi.get("prettyName") or gi.get("name"))
+            h["name"] = str(gi.get("prettyName") or gi.get("name"))[:128]
         out.append(h)
     for obj, what in ((vm, "VM"), (vmi, "VMI")):
         labels, annotations = _meta_maps(obj)
-        tmpl = sorted(k[len(OS_TEMPLATE_LABEL):] for k, v in labels.items()
+        tmpl = sorted(_clip(k[len(OS_TEMPLATE_LABEL):]) for k, v in labels.items()
                       if k.startswith(OS_TEMPLATE_LABEL) and v.strip().lower() == "true")
-        names = sorted(k[len(OS_NAME_ANNOTATION):] for k in annotations if k.startswith(OS_NAME_ANNOTATION))
+        names = sorted(_clip(k[len(OS_NAME_ANNOTATION):]) for k in annotations if k.startswith(OS_NAME_ANNOTATION))
         if len(tmpl) == 1:
             out.append({"id": tmpl[0], "source": "%s label %s%s" % (what, OS_TEMPLATE_LABEL, tmpl[0])})
         if len(names) == 1:
@@ -430,11 +455,13 @@ def assess(vm: Optional[Dict[str, Any]] = None, vmi: Optional[Dict[str, Any]] = 
                        evidence="the preference is meant for Linux guests that need transitional (legacy) "
                                 "devices; it does not name the release")
     if ident.get("ids"):
-        v = _aggregate(",".join(ident["ids"]), None, [r for r in (_index().get(i.lower()) for i in ident["ids"]) if r],
-                       "releases named by the labels") if any(_index().get(i.lower()) for i in ident["ids"]) else \
-            _id_verdict(ident["ids"][0])
-        v["id"] = ident["ids"][0] if len({_index().get(i.lower(), {}).get("virtio1") for i in ident["ids"]}) == 1 \
-            else v["id"]
+        # several os.template labels (a template made for a range of releases): all must agree
+        known = [r for r in (_index().get(normalise(i)) for i in ident["ids"]) if r is not None]
+        if known:
+            common = os.path.commonprefix([r["id"] for r in known]).rstrip(".") or known[0]["id"]
+            v = _aggregate(common, None, known, "releases the labels name")
+        else:
+            v = _id_verdict(ident["ids"][0])
     else:
         v = verdict(ident.get("id"), krel)
     return GuestOS(id=v.get("id") or (normalise(ident["id"]) if ident.get("id") else None), source=ident["source"],
@@ -488,9 +515,10 @@ def guest_findings(guest: Optional[GuestOS], devices: Sequence[Dict[str, Any]], 
     if guest is None:
         modern = [d for d in devices if _modern_only(d)] if arch != "s390x" else []
         if modern:
-            out.append(("info", "guest OS unknown: %d device(s) are virtio 1.0-only (%s); an old guest (CentOS/RHEL 6, "
-                                "SLES 11, Debian 8, pre-2016 virtio-win) would not see them. Name it with --guest-os "
-                                "ID or the VM annotation vm.kubevirt.io/os" % (len(modern), _names(modern))))
+            out.append(("info", "guest OS unknown: an old guest (CentOS/RHEL 6, SLES 11, Debian 8, pre-2016 virtio-win "
+                                "drivers) would not see the %d virtio 1.0-only device(s); for a verdict, name the guest "
+                                "with --guest-os ID (e.g. centos6.10) or the annotation vm.kubevirt.io/os"
+                                % len(modern)))
         return out, None
     if agent_devices is not None:
         guest.drivers = agent_devices
@@ -507,10 +535,15 @@ def guest_findings(guest: Optional[GuestOS], devices: Sequence[Dict[str, Any]], 
         boot = next((d for d in disks if d.get("boot")), disks[0] if disks else None)
         consequence = ("the boot disk (disk %s) will not be found and the guest will not boot" % boot["name"]
                        if boot else "those devices stay without a driver")
+        if all(d.get("model") and d.get("expected") == T for d in modern):
+            fix = ("the spec already asks for %s: restart the VM so it applies (virtctl restart %s%s)"
+                   % (T, name or "NAME", " -n %s" % namespace if namespace else ""))
+        else:
+            fix = "Fix: %s (then restart the VM)" % _cmd(name, namespace)
         out.append(("error", "%s has no virtio 1.0 driver (%s): %s %s virtio 1.0-only (%s), so the guest does not "
-                             "see %s; %s. Fix: %s (then restart the VM)"
+                             "see %s; %s. %s"
                     % (who, guest.evidence, _names(modern), "is" if len(modern) == 1 else "are", NT,
-                       "it" if len(modern) == 1 else "them", consequence, _cmd(name, namespace))))
+                       "it" if len(modern) == 1 else "them", consequence, fix)))
     elif guest.virtio1 is True and trans:
         fix = _cmd(name, namespace, "--off" if origin == "preference" else "--unset")
         out.append(("info", "%s drives virtio 1.0 (%s): useVirtioTransitional is not needed. Its %d transitional "
