@@ -46,6 +46,7 @@ class FleetInput:
     restart_required: bool = False
     restart_reason: Optional[str] = None
     kubevirt_version: Optional[str] = None
+    release_guessed: bool = False           # kubevirt_version is only the newest the rules know
     guest: Optional[Dict[str, Any]] = None  # {"id", "source", "virtio1", "evidence"}
     arch: str = "amd64"
     machine: Optional[str] = None           # machine type as written (q35, pc-q35-rhel9.6.0, ...)
@@ -141,12 +142,13 @@ def predicted_free_ports(inp: FleetInput) -> Tuple[Optional[int], str]:
         return 0, "%s is set: devices sit on the root complex and no hotplug ports are added" % \
             ROOT_COMPLEX_ANNOTATION
     version = (inp.topology_version or "").lower()
-    if version in ("v2", "v3") or _release_at_least(inp.kubevirt_version, (1, 6)):
+    release = None if inp.release_guessed else inp.kubevirt_version
+    if version in ("v2", "v3") or _release_at_least(release, (1, 6)):
         # max(total - ports in use, minimum free) >= 3: never zero at start
         return None, "topology %s keeps at least %d ports free at start" % (version or ">= v1.6", V2_MIN_FREE)
     if version and version not in ("v1",):
         return None, "unknown PCI topology version %r" % inp.topology_version
-    if not version and not inp.kubevirt_version:
+    if not version and not release:
         return None, "no %s annotation and the KubeVirt release is unknown" % TOPOLOGY_ANNOTATION
     if inp.interfaces == 0:
         return 0, "v1 PCI topology (no %s annotation) reserves ports only through placeholder interfaces, " \
@@ -485,8 +487,10 @@ def input_from_context(ctx, guest_os: Optional[str] = None) -> FleetInput:
     inp.running = ctx.running
     inp.effective, inp.origin, inp.live = ctx.effective_known, ctx.origin, ctx.live
     inp.restart_required, inp.restart_reason = ctx.restart_pending, ctx.restart_reason
-    # A guessed release (the newest the rules know) is not shown as the cluster's.
-    inp.kubevirt_version = ctx.release.text if ctx.release.source != C.SOURCE_NEWEST else None
+    # The release whose rules apply, as explain says it; a guess (the newest the rules know) does
+    # not decide the hotplug-port prediction.
+    inp.kubevirt_version = ctx.release.text
+    inp.release_guessed = ctx.release.source == C.SOURCE_NEWEST
     inp.arch = ctx.arch
     inp.machine = ctx.machine_now or ctx.machine_next
     inp.annotations = dict(C.meta(ctx.vm if ctx.vm is not None else ctx.vmi).get("annotations") or {})
