@@ -194,3 +194,39 @@ def test_set_transitional_selector_streams_with_one_line_a_vm(run_plugin, cluste
     gets = [x for x in cluster.request_log(method="GET") if x.name]
     assert gets == []  # no GET per VM
     assert len(cluster.request_log(method="PATCH")) == 6
+
+
+def test_progress_bar_only_on_a_terminal_and_never_on_stdout(plugin_path, cluster):
+    """--live draws tqdm's bar on stderr when stderr is a terminal (a pty here); stdout stays
+    the report alone, and without a terminal there is no bar at all."""
+    import pty
+
+    for i in range(3):
+        cluster.add_running_vm("vm%d" % i, "bar", vm_kwargs={"labels": {"vm.kubevirt.io/os": "rhel9"}})
+    env = dict(os.environ, **cluster.env())
+    env.pop("NO_COLOR", None)
+    import fcntl
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal's size
+    p = subprocess.Popen([plugin_path, "list", "-n", "bar", "--live", "-o", "json"], stdout=subprocess.PIPE,
+                         stderr=secondary, env=env)
+    os.close(secondary)
+    out, _ = p.communicate(timeout=60)
+    tty = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        tty += chunk
+    os.close(primary)
+    assert p.returncode == 0
+    assert len(json.loads(out)["items"]) == 3
+    assert b"virsh dumpxml" in tty and b"/3 " in tty  # the bar, with the total it learnt
+    r = subprocess.run([plugin_path, "list", "-n", "bar", "--live", "-o", "json"], capture_output=True, env=env)
+    assert r.returncode == 0 and b"virsh dumpxml" not in r.stderr
