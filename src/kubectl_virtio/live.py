@@ -74,7 +74,9 @@ def explain_vm(opts, cluster, streams: Streams):
             # stands: say why the live models are missing, and go on.
             hint = " (%s)" % e.hint if e.hint else ""
             findings.append(E.Finding("warning", "no live XML: %s%s; showing the prediction" % (e.message, hint)))
-            streams.err.write("warning: cannot read the domain XML from %s: %s\n" % (pod, e.message))
+            from kubectl_virtio import render
+
+            render.warnings(streams.err, ["cannot read the domain XML from %s: %s" % (pod, e.message)])
     exp = E.explain(ctx.spec, dom, arch=opts.arch or (ctx.arch if dom is None else None),
                     running_vmi=ctx.running_spec, version=ctx.release.version,
                     restart_condition=ctx.restart_pending, guest_os=opts.guest_os, namespace=ctx.namespace,
@@ -168,7 +170,7 @@ class ListOptions(Options):
         report = {"kind": "VirtioFleetReport", "items": items,
                   "summary": {"vms": len(items), "atRisk": at_risk, "byRisk": by_risk}}
         if not items and self.output not in ("json", "yaml"):
-            streams.err.write("No VirtualMachines found%s.\n" % ("" if ns is None else " in %s namespace" % ns))
+            render.emit(streams.err, "No VirtualMachines found%s." % ("" if ns is None else " in %s namespace" % ns))
         else:
             render.emit(streams.out, render.fleet(report, self.output))
         return 3 if self.check and at_risk else 0

@@ -125,7 +125,7 @@ class SetTransitionalOptions(Options):
         vms, vmis = cluster.parallel(lambda: cluster.list_vms(ns, self.selector), lambda: cluster.list_vmis(ns))
         contexts = C.resolve_many(cluster, vms, vmis, override=self.version)
         if not contexts:
-            streams.err.write("No VirtualMachines match %s%s.\n" % (
+            render.emit(streams.err, "No VirtualMachines match %s%s." % (
                 self.selector, "" if ns is None else " in namespace %s" % ns))
         summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
         items = []
