@@ -265,3 +265,28 @@ def test_deferred_pydantic_names_behave_like_the_real_ones():
             "assert type(r).__module__ == 'kubernetes.client.api_response' and r.status_code == 200\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_with_vm_reuses_what_was_read_and_to_dict():
+    stack = objects.running_vm("testvm", vm_kwargs={"preference": "linux"})
+    ctx = C.build(stack.vm, stack.vmi, release=NEWEST, pref=pref_read(True), pods=[stack.pod])
+    assert (ctx.effective, ctx.origin, ctx.restart_pending) == (True, "preference", True)
+    newer = copy.deepcopy(stack.vm)
+    newer["spec"]["template"]["spec"]["domain"]["devices"]["useVirtioTransitional"] = False
+    again = C.with_vm(ctx, newer)
+    assert (again.effective, again.origin, again.restart_pending) == (False, "vm", False)
+    assert again.pod is not None and again.preference is ctx.preference and again.release is ctx.release
+    d = again.to_dict()
+    assert d["useVirtioTransitional"] == {"effective": False, "origin": "vm", "live": False}
+    assert d["kubevirtVersion"] == {"version": V.show(V.NEWEST), "source": "newest-known"} and d["running"]
+
+
+def test_fetch_preference_reads_the_revision_else_the_object():
+    pref = objects.cluster_preference("linux", use_virtio_transitional=True)
+    rev = objects.controller_revision("testvm-linux-1", "default", data=pref)
+    fake = FakeCluster(pref, rev)
+    src = C.PreferenceSource(name="linux", revision="testvm-linux-1")
+    assert C.fetch_preference(fake, "default", src).preference.source == "revision testvm-linux-1"
+    assert C.fetch_preference(fake, "default", src, by_object=True).preference.name == "linux"
+    missing = C.fetch_preference(fake, "default", C.PreferenceSource(name="gone"))
+    assert missing.preference is None and "was not found" in missing.problem

@@ -225,3 +225,11 @@ def test_ctrl_c_stops_at_once_with_130(plugin_path, cluster, args, path):
     assert proc.returncode == 130, err
     assert out == "" and "Traceback" not in err
     assert cluster.get("vm", "testvm")["metadata"]["resourceVersion"] == stack.vm["metadata"]["resourceVersion"]
+
+
+def test_the_launcher_pods_image_when_the_vmi_does_not_say(run_plugin, cluster):
+    cluster.add_running_vm("older", vmi_kwargs={"image": None},
+                           pod_kwargs={"image": objects.launcher_image("v1.5.2")})
+    cluster.put(objects.kubevirt_cr("v1.9.0"))
+    doc, _ = explain_json(run_plugin, cluster, "older")
+    assert doc["kubevirtVersion"] == {"version": "v1.5.2", "source": "launcher-pod-image"}

@@ -455,13 +455,13 @@ def run(o: ListOptions, cluster, streams: Streams) -> int:
         report["interrupted"] = True
     printer.close(report)
     if printer.count == 0 and o.output in ("table", "wide", "markdown"):
-        streams.err.write("No VirtualMachines found%s.\n" % (" " + where if where else ""))
+        render.emit(streams.err, "No VirtualMachines found%s." % (" " + where if where else ""))
     if interrupted:
-        streams.err.write("interrupted: %d VMs listed before Ctrl-C\n" % summary.vms)
+        render.emit(streams.err, "interrupted: %d VMs listed before Ctrl-C" % summary.vms)
         streams.err.flush()
         raise KeyboardInterrupt  # cli: exit 130 at once, without waiting for abandoned execs
     if o.check:
-        streams.err.write("%d VMs, %d at risk, %d at or above --fail-on %s%s\n" % (
+        render.emit(streams.err, "%d VMs, %d at risk, %d at or above --fail-on %s%s" % (
             summary.vms, summary.at_risk, summary.failed, o.fail_on,
             ", %d with errors" % summary.errors if summary.errors else ""))
         if summary.failed:

@@ -82,7 +82,9 @@ def explain_vm(opts, cluster, streams: Streams):
             # stands: say why the live models are missing, and go on.
             hint = " (%s)" % e.hint if e.hint else ""
             findings.append(E.Finding("warning", "no live XML: %s%s; showing the prediction" % (e.message, hint)))
-            streams.err.write("warning: cannot read the domain XML from %s: %s\n" % (pod, e.message))
+            from kubectl_virtio import render
+
+            render.warnings(streams.err, ["cannot read the domain XML from %s: %s" % (pod, e.message)])
     exp = E.explain(ctx.spec, dom, arch=opts.arch or (ctx.arch if dom is None else None),
                     running_vmi=ctx.running_spec, version=ctx.release.version,
                     restart_condition=ctx.restart_pending, guest_os=opts.guest_os, namespace=ctx.namespace,

@@ -192,8 +192,9 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
 
     err = err or sys.stderr
     idx = scan(root)
-    for w in idx.warnings[:20]:
-        err.write("warning: %s\n" % w)
+    from kubectl_virtio import render
+
+    render.warnings(err, idx.warnings[:20])
     keys = sorted(set(idx.vms) | {k for k in idx.vmis if k not in idx.vms}
                   | {k for k in idx.domains if k not in idx.vms and k not in idx.vmis},
                   key=lambda k: "%s/%s" % k)

@@ -161,7 +161,7 @@ class SetTransitionalOptions(Options):
                 items.append(obj)
             if buf is not None:
                 for line in buf.err.getvalue().splitlines():
-                    streams.err.write("%s: %s\n" % (where, line) if not line.startswith(where) else line + "\n")
+                    render.emit(streams.err, line if line.startswith(where) else "%s: %s" % (where, line))
             if err is not None:
                 if isinstance(err, RestartFailed):
                     summary["restart failed"] += 1
@@ -173,7 +173,7 @@ class SetTransitionalOptions(Options):
                 out = streams.err if self.machine_readable else streams.out
                 render.emit(out, "%s (namespace %s)" % (line, ctx.namespace))
         if not total:
-            streams.err.write("No VirtualMachines match %s%s.\n" % (
+            render.emit(streams.err, "No VirtualMachines match %s%s." % (
                 self.selector, "" if ns is None else " in namespace %s" % ns))
         if self.machine_readable:
             # One parseable document, like `kubectl get -l ... -o json`; everything else is on stderr.
