@@ -23,11 +23,11 @@ from typing import Callable, Iterable
 from aiohttp import web
 
 from . import kubeconfig as kubeconfig_mod
+from . import paging
 from . import resources as res
 from . import tables, tls
 from .patch import PatchError, PatchFormatError, json_patch, merge_patch
 from .rbac import Rule, User, default_users, forbidden_reason
-from . import paging
 from .selectors import parse_field_selector, parse_label_selector
 from .status import (ApiError, already_exists, bad_request, conflict, forbidden, internal_error, invalid,
                      method_not_supported, not_found, path_not_found, unauthorized, unprocessable,
