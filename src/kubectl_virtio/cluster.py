@@ -538,7 +538,7 @@ class Cluster:
             try:
                 page = self._call("GET", path, query=query, what=what)
             except ClusterError as e:
-                if token and "(HTTP 410)" in e.message:
+                if token and ("(HTTP 410)" in e.message or "continue parameter is too old" in e.message):
                     raise ClusterError("the list of %s expired while it was read page by page (it changed too "
                                        "much meanwhile)" % plural, "run the command again") from None
                 raise
