@@ -155,3 +155,30 @@ def test_input_from_objects_reads_flag_origin_restart_and_release():
     inp = F.input_from_objects(vm2, objects.vmi("web", "prod", owner_vm=vm2, use_virtio_transitional=True))
     assert inp.restart_required and "restart" in inp.restart_reason
     assert F.image_tag("quay.io/kubevirt/virt-launcher@sha256:abc") is None
+
+
+def test_join_pairs_vms_and_vmis_page_by_page_holding_only_the_read_ahead():
+    from kubectl_virtio.fleet_list import join
+
+    def obj(kind, ns, name, owned=True):
+        o = {"kind": kind, "metadata": {"namespace": ns, "name": name}}
+        if kind == "VirtualMachineInstance" and owned:
+            o["metadata"]["ownerReferences"] = [{"kind": "VirtualMachine", "name": name, "controller": True}]
+        return o
+
+    vms = [obj("VirtualMachine", "a", n) for n in ("x", "y", "z")] + [obj("VirtualMachine", "b", "x")]
+    vmis = [obj("VirtualMachineInstance", "a", "lone", owned=False), obj("VirtualMachineInstance", "a", "w"),
+            obj("VirtualMachineInstance", "a", "y"), obj("VirtualMachineInstance", "b", "x"),
+            obj("VirtualMachineInstance", "c", "bare", owned=False)]
+    seen = []
+
+    def counted(items):
+        for i in items:
+            seen.append(i["metadata"]["name"])
+            yield i
+
+    pairs = [((vm or {}).get("metadata", {}).get("name"), (vmi or {}).get("metadata", {}).get("name"))
+             for vm, vmi in join(iter(vms), counted(vmis))]
+    # a/w's VM is not listed (another selector, or deleted meanwhile): dropped, not paired
+    assert pairs == [(None, "lone"), ("x", None), ("y", "y"), ("z", None), ("x", "x"), (None, "bare")]
+    assert seen == ["lone", "w", "y", "x", "bare"]  # each VMI read once, in order
