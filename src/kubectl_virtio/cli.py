@@ -195,22 +195,14 @@ def _version(args):
 def cmd_table(args) -> int:
     from kubectl_virtio import render, rules, versions
 
-    version = _version(args)
+    version, warning = versions.rules_release(_version(args))
     arch = rules.effective_arch(args.arch, version)
-    rows = []
-    for r in rules.RULES:
-        if not args.all and not r.holds_for(version):
-            continue
-        rows.append({"id": r.id, "kind": r.kind, "condition": r.condition,
-                     "whenFalse": r.model(False, arch), "whenTrue": r.model(True, arch),
-                     "models": {a: {"false": r.models[a][0], "true": r.models[a][1]} for a in rules.ARCHES},
-                     "flagDriven": r.flag_driven, "virtio": r.virtio, "addedBy": r.added_by,
-                     "qemuDevice": r.qemu, "source": r.source, "versions": versions.describe(r.spans),
-                     "reason": r.reason,
-                     "libvirt": {"false": rules.consequence(r, False, arch), "true": rules.consequence(r, True, arch)}})
+    rows = rules.table_rows(version, arch, args.all)
     meta = {"kind": "VirtioTranslateTable", "arch": args.arch, "converterArch": arch,
             "kubevirtVersion": versions.show(version), "field": "spec.domain.devices.useVirtioTransitional"}
     print(render.translate_table(rows, meta, args.output))
+    if warning:
+        print("warning: " + warning, file=sys.stderr)
     if arch != args.arch:
         print("warning: KubeVirt %s has no s390x converter; these are the amd64 rules it falls back to"
               % versions.show(version), file=sys.stderr)

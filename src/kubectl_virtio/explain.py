@@ -91,59 +91,9 @@ class Explanation:
 # --- Classifying a live device without a prediction ----------------------------------------
 
 def classify(dev: D.Device, version) -> Rule:
-    """The table row that produces a device seen in the XML (no manifest to go by)."""
-    k, m = dev.kind, dev.model
-    if k == "disk":
-        if dev.device == "lun":
-            return R.rule("disk.lun")
-        if dev.device == "cdrom":
-            return R.rule("disk.cdrom")
-        return R.pick("disk.virtio", version) if dev.bus == "virtio" else R.rule("disk.non-virtio")
-    if k == "interface":
-        if m and not m.startswith("virtio"):
-            return R.rule("interface.emulated")
-        return R.pick("interface.virtio", version)
-    if k == "controller":
-        if dev.type == "scsi":
-            return R.pick("controller.scsi", version)
-        if dev.type == "virtio-serial":
-            if not m and versions.has_flag(version):
-                return R.rule("controller.virtio-serial.libvirt")
-            return R.pick("controller.virtio-serial", version)
-        if dev.type == "usb":
-            return R.rule("controller.usb.xhci" if m == "qemu-xhci" else "controller.usb")
-        if dev.type == "sata":
-            return R.rule("libvirt.sata")
-        return R.rule("libvirt.pci")
-    if k == "memballoon":
-        return R.rule("memballoon.none") if m == "none" else R.pick("memballoon.virtio", version)
-    if k == "rng":
-        return R.pick("rng.virtio", version)
-    if k == "input":
-        if dev.bus == "virtio":
-            return R.rule("input.virtio") if dev.alias else R.rule("input.s390x-keyboard")
-        if dev.bus == "ps2":
-            return R.rule("libvirt.ps2")
-        return R.rule("input.usb")
-    if k == "video":
-        if m == "bochs":
-            return R.rule("video.efi")
-        return R.rule("video.type") if m not in ("vga", "virtio") else R.rule("video.default")
-    if k == "vsock":
-        return R.pick("vsock.virtio", version)
-    if k == "filesystem":
-        return R.rule("filesystem.virtiofs")
-    if k == "channel":
-        return R.rule("channel.guest-agent")
-    if k in ("serial", "console"):
-        return R.rule("serial.console")
-    if k == "graphics":
-        return R.rule("graphics.vnc")
-    if k == "memory":
-        return R.rule("memory.virtio-mem")
-    if k in ("watchdog", "sound", "tpm", "panic", "hostdev"):
-        return R.rule(k if k != "hostdev" or not (dev.alias or "").startswith("ua-sriov-") else "interface.sriov")
-    return R.rule("libvirt.other")
+    """The table row that produces a device seen in the XML (no manifest to go by): the
+    rule's own `seen` condition decides (rules.classify), the same object prediction uses."""
+    return R.classify(dev, version)
 
 
 def infer_flag(devices: List[D.Device], arch: str) -> Optional[bool]:
@@ -321,11 +271,11 @@ def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx,
     elif rule.added_by == "libvirt" or rule.id in ("channel.guest-agent", "serial.console", "graphics.vnc"):
         expected_model = running_model = dev.model
     else:
-        lit = rule.models.get(ctx.arch, rule.models["amd64"])[0]
-        if lit == P.LITERAL:
+        if rule.model(False, ctx.arch, version) == P.LITERAL:
             expected_model = running_model = dev.model
         else:
-            expected_model, running_model = rule.model(ctx.effective, ctx.arch), rule.model(ctx.run_flag, ctx.arch)
+            expected_model = rule.model(ctx.effective, ctx.arch, version)
+            running_model = rule.model(ctx.run_flag, ctx.arch, version)
     if dev.model == expected_model and not gone:
         status = "match" if (dev.virtio or rule.virtio) else "not-virtio"
     elif dev.model == running_model:

@@ -7,8 +7,9 @@ from typing import Optional, Tuple
 
 Version = Tuple[int, int, int]
 
-# The newest release whose converter logic the rules were checked against (kubevirt-facts,
-# header: HEAD d923fdb815 has the same model logic as v1.9.0).
+# The releases whose KubeVirt source the rules were read against (docs/kubevirt-rules.md):
+# from v0.36.0, the oldest, to v1.9.0, the newest.
+OLDEST: Version = (0, 36, 0)
 NEWEST: Version = (1, 9, 0)
 
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?$")
@@ -72,3 +73,18 @@ def describe(spans) -> str:
 
 def has_flag(v: Version) -> bool:
     return holds(WITH_FLAG, v)
+
+
+def rules_release(requested: Version):
+    """Which release's rules to show for a requested KubeVirt release: (release, warning).
+
+    Inside [OLDEST, NEWEST] the rules of that release, no warning.  Outside, the rules of the
+    nearest release they were read at, and a warning saying so (the caller prints it on
+    stderr): a release the rules do not know may differ in ways nobody checked."""
+    if requested < OLDEST:
+        return OLDEST, ("KubeVirt %s is older than %s, the oldest release these rules were read against: "
+                        "showing the rules of %s" % (show(requested), show(OLDEST), show(OLDEST)))
+    if requested > NEWEST:
+        return NEWEST, ("KubeVirt %s is newer than %s, the newest release these rules were read against: "
+                        "showing the rules of %s" % (show(requested), show(NEWEST), show(NEWEST)))
+    return requested, None
