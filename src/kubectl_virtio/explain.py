@@ -162,7 +162,11 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
                                                "it has no effect there" % (origin, versions.show(version))))
         effective, origin = False, "default"
 
-    expected = P.predict(vm, conv_arch, version) if vm is not None else []
+    pred = P.prediction(vm, conv_arch, version) if vm is not None else None
+    expected = pred.devices if pred is not None else []
+    if pred is not None:  # VM or bare VMI decides what the VM controller adds (predict.py)
+        findings.append(Finding("info", "the manifest is %s" % pred.origin_text))
+        findings.extend(Finding("info", n) for n in pred.notes)
     live_devices = list(dom.devices) if dom is not None else []
     out: List[DeviceExplanation] = []
     by_key = {(e.kind, e.name): e for e in expected}

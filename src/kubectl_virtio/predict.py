@@ -39,6 +39,7 @@ class Expected:
     device: Optional[str] = None  # disk | cdrom | lun
     literal: Optional[str] = None  # the model copied from the spec (e1000, ich9, ...)
     version: versions.Version = versions.NEWEST
+    spec: Optional[SpecDevice] = field(default=None, repr=False)  # what the rule's `when` claimed
 
     def model(self, flag: bool, arch: str) -> Optional[str]:
         m = self.rule.model(flag, arch, self.version)
@@ -281,7 +282,7 @@ class _Predictor:
             self.absent.setdefault(rule.id, "%s: KubeVirt %s refuses it on %s, the VM does not start"
                                    % (why, versions.show(self.version), self.arch))
             return None
-        exp = Expected(kind, name, rule, why, version=self.version, **kw)
+        exp = Expected(kind, name, rule, why, version=self.version, spec=dev, **kw)
         self.out.append(exp)
         return exp
 

@@ -232,11 +232,14 @@ class Rule:
     def holds_for(self, version: Version) -> bool:
         return versions.holds(self.spans, version)
 
+    def _eras_in_order(self):
+        return sorted(self.eras, key=lambda e: e.since or (0, 0, 0))
+
     def sources(self):
-        return [e.to_dict() for e in self.eras]
+        return [e.to_dict() for e in self._eras_in_order()]
 
     def describe_sources(self) -> str:
-        return "; ".join(e.describe() for e in self.eras)
+        return "; ".join(e.describe() for e in self._eras_in_order())
 
 
 # --- The rows --------------------------------------------------------------------------
@@ -245,8 +248,8 @@ class Rule:
 
 _NEWEST = versions.show(versions.NEWEST)
 _DISK = "Convert_v1_Disk_To_api_Disk"
-_DOMAIN_OLD = "Convert_v1_VirtualMachine_To_api_Domain"  # the domain builder until v0.59
-_DOMAIN = "Convert_v1_VirtualMachineInstance_To_api_Domain"  # its name from v0.59.0/v1.0.0 on
+_DOMAIN_OLD = "Convert_v1_VirtualMachine_To_api_Domain"  # the domain builder's name at v0.36-v0.38
+_DOMAIN = "Convert_v1_VirtualMachineInstance_To_api_Domain"  # its later name (at v0.47.1 already)
 _INPUT = "Convert_v1_Input_To_api_InputDevice"
 
 
@@ -442,7 +445,7 @@ RULES: Tuple[Rule, ...] = (
          reason="on s390x KubeVirt adds a virtio keyboard without a model"),
     Rule("input.arm64-usb", "input", "arm64 usb tablet/keyboard (autoattachGraphicsDevice unset/true)",
          _fixed(None),
-         (Era((0, 47, 1), None, (_r("v0.47.1", CONV, _DOMAIN_OLD),
+         (Era((0, 47, 1), None, (_r("v0.47.1", CONV, _DOMAIN),
                                  _r(_NEWEST, COMPUTE + "input_device.go", "addArchitectureSpecificInputDevices"))),),
          unpredicted="arm64's USB tablet and keyboard carry no KubeVirt name to pair them by; classified when seen",
          virtio=False, reason="on arm64 KubeVirt adds a USB tablet and keyboard"),
@@ -520,7 +523,7 @@ RULES: Tuple[Rule, ...] = (
          when=lambda s: s.what == "sound", seen=_kind("sound"), virtio=False,
          reason="an emulated sound card: the spec's model, ich9 when it names none; the flag never applies"),
     Rule("tpm", "tpm", "tpm: {} (not persistent)", _fixed("tpm-tis"),
-         (Era((0, 53, 0), None, (_r("v0.53.0", CONV, _DOMAIN_OLD), _r(_NEWEST, COMPUTE + "tpm.go", "Configure"))),),
+         (Era((0, 53, 0), None, (_r("v0.53.0", CONV, _DOMAIN), _r(_NEWEST, COMPUTE + "tpm.go", "Configure"))),),
          when=lambda s: s.what == "tpm" and not s.persistent,
          seen=lambda d, v: d.kind == "tpm" and d.model != "tpm-crb", virtio=False,
          reason="an emulated TPM (tpm-tis); the flag never applies"),
