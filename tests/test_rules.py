@@ -220,3 +220,166 @@ def test_model_free_rows(arch, flag):
 def test_every_row_is_checked_somewhere_in_this_file():
     covered = {k[0] for k in NEWEST} | {h[2] for h in HISTORY} | NEVER_A_MODEL | FROM_SPEC
     assert {r.id for r in R.RULES} <= covered, {r.id for r in R.RULES} - covered
+
+
+# --- Where the rules disagreed with KubeVirt's converter --------------------------------
+# Each case was read in kubevirt/kubevirt at the tags named (docs/kubevirt-rules.md).
+
+from kubectl_virtio import predict as P  # noqa: E402
+from kubectl_virtio.spec import vm_from_object  # noqa: E402
+
+
+def _vmi(devices=None, volumes=None, kind="VirtualMachineInstance", **spec):
+    body = dict(spec, domain={"devices": devices or {}}, volumes=volumes or [])
+    if kind == "VirtualMachineInstance":
+        return vm_from_object({"kind": kind, "metadata": {"name": "t"}, "spec": body})
+    return vm_from_object({"kind": kind, "metadata": {"name": "t"}, "spec": {"template": {"spec": body}}})
+
+
+def _by_kind(vm, arch="amd64", version="v1.9.0"):
+    out = {}
+    for e in P.predict(vm, arch, versions.parse(version)):
+        out.setdefault(e.kind, []).append(e)
+    return out
+
+
+@pytest.mark.parametrize("model,expected", [("ac97", "ac97"), ("ich9", "ich9"), (None, "ich9")])
+def test_sound_copies_the_spec_model(model, expected):
+    # compute/sound.go Configure @v1.9.0 (and Convert_v1_Sound_To_api_Sound @v0.48.0): ac97
+    # stays ac97; ich9 only when the spec names none
+    sound = {"name": "s"} if model is None else {"name": "s", "model": model}
+    for version in ("v0.48.0", "v1.9.0"):
+        (e,) = _by_kind(_vmi({"sound": sound}), version=version)["sound"]
+        assert e.rule.id == "sound" and e.model(False, "amd64") == e.model(True, "amd64") == expected
+
+
+def test_scsi_controller_is_hard_coded_at_v0_36_1():
+    # converter/converter.go @v0.36.1 writes Model "virtio-scsi" even with the flag;
+    # @v0.36.2 it writes translateModel(c, "virtio")
+    def scsi0(version):
+        return next(e for e in _by_kind(_vmi({"useVirtioTransitional": True}), version=version)["controller"]
+                    if e.name == "scsi0")
+    assert scsi0("v0.36.1").model(True, "amd64") == "virtio-scsi"
+    assert scsi0("v0.36.2").model(True, "amd64") == T
+
+
+@pytest.mark.parametrize("version,model", [("v0.36.0", None), ("v0.36.1", "virtio"), ("v0.37.0", None),
+                                           ("v0.37.1", None), ("v0.37.2", "virtio"), ("v1.9.0", "virtio")])
+def test_virtio_tablet_model_only_with_the_flag_releases(version, model):
+    # Convert_v1_Input_To_api_InputDevice: api/converter.go @v0.36.0/@v0.37.0 sets no model,
+    # converter/converter.go @v0.36.1/@v0.37.2 sets "virtio"
+    vm = _vmi({"inputs": [{"name": "tab", "type": "tablet", "bus": "virtio"}]})
+    (e,) = _by_kind(vm, version=version)["input"]
+    assert e.rule.id == "input.virtio" and e.model(False, "amd64") == e.model(True, "amd64") == model
+
+
+@pytest.mark.parametrize("version,model", [("v1.0.1", "vga"), ("v1.1.0", "bochs"), ("v1.9.0", "bochs")])
+def test_bochs_for_efi_guests_from_v1_1_0(version, model):
+    # v1.0.1 writes vga for every amd64 guest; v1.1.0 adds BochsForEFIGuests
+    vm = _vmi({})
+    vm.vmi_spec["domain"]["firmware"] = {"bootloader": {"efi": {}}}
+    (e,) = _by_kind(vm, version=version)["video"]
+    assert e.model(False, "amd64") == model
+
+
+@pytest.mark.parametrize("arch,version,model", [
+    ("s390x", "v1.5.0", "i6300esb"),  # v1.5.0: no diag288 in the API or the converter
+    ("s390x", "v1.5.1", "diag288"),  # backport: converter/arch/s390x.go ConvertWatchdog
+    ("s390x", "v1.6.0", "diag288"),
+    ("arm64", "v0.59.0", "i6300esb"),  # no arm64 check before v1.0.0's webhooks/arm64.go validateWatchdog
+    ("arm64", "v1.0.0", None),  # refused: no device, the VM does not start
+    ("amd64", "v1.9.0", "i6300esb"),
+])
+def test_watchdog_per_arch_and_release(arch, version, model):
+    vm = _vmi({"watchdog": {"name": "w", "i6300esb": {}}})
+    got = _by_kind(vm, arch=arch, version=version).get("watchdog", [])
+    assert [e.model(False, arch) for e in got] == ([model] if model else [])
+    if not model:
+        assert "refuses" in P.prediction(vm, arch, versions.parse(version)).absent["watchdog"]
+
+
+def test_downward_metrics_disk_from_v0_42_0():
+    # the downwardMetrics volume source and Convert_v1_DownwardMetricSource_To_api_Disk are
+    # absent at v0.41.4 and present at v0.42.0
+    rule = R.rule("disk.downward-metrics")
+    assert not rule.holds_for(versions.parse("v0.38.0")) and not rule.holds_for(versions.parse("v0.41.4"))
+    assert rule.holds_for(versions.parse("v0.42.0"))
+    vm = _vmi({"disks": [{"name": "m", "disk": {"bus": "virtio"}}]}, [{"name": "m", "downwardMetrics": {}}])
+    assert _by_kind(vm, version="v0.41.4")["disk"][0].rule.id == "disk.virtio"
+    assert _by_kind(vm, version="v0.42.0")["disk"][0].rule.id == "disk.downward-metrics"
+
+
+def test_filesystem_volume_gets_no_disk():
+    # util.SetDefaultVolumeDisk skips names of disks and filesystems
+    vm = _vmi({"filesystems": [{"name": "share", "virtiofs": {}}]},
+              [{"name": "share", "persistentVolumeClaim": {"claimName": "c"}}])
+    for version in ("v0.54.0", "v1.9.0"):
+        got = _by_kind(vm, version=version)
+        assert "disk" not in got and [e.name for e in got["filesystem"]] == ["share"]
+
+
+@pytest.mark.parametrize("version,disks", [("v0.53.2", []), ("v0.54.0", ["extra"]), ("v1.9.0", ["extra"])])
+def test_volume_without_disk_gets_one_from_v0_54_0(version, disks):
+    # vmi-mutator.go setDefaultVolumeDisk: absent at v0.53.2, present at v0.54.0
+    vm = _vmi({}, [{"name": "extra", "emptyDisk": {"capacity": "1Gi"}}])
+    assert [e.name for e in _by_kind(vm, version=version).get("disk", [])] == disks
+
+
+@pytest.mark.parametrize("kind,inputs,usb", [("VirtualMachineInstance", [], "none"),
+                                             ("VirtualMachine", ["default-0"], "qemu-xhci")])
+def test_autoattach_input_only_through_the_vm_controller(kind, inputs, usb):
+    # watch/vm.go autoAttachInputDevice (v0.57.0): the VM controller adds the input; a bare
+    # VMI gets neither the tablet nor the xHCI controller it would need
+    vm = _vmi({"autoattachInputDevice": True}, kind=kind)
+    got = _by_kind(vm, version="v1.9.0")
+    assert [e.name for e in got.get("input", [])] == inputs
+    usb0 = next(e for e in got["controller"] if e.name == "usb0")
+    assert usb0.model(False, "amd64") == usb
+    pred = P.prediction(vm, "amd64", versions.NEWEST)
+    assert ("bare" in pred.origin_text) == (kind == "VirtualMachineInstance")
+
+
+def test_autoattach_input_before_the_field_existed():
+    vm = _vmi({"autoattachInputDevice": True}, kind="VirtualMachine")
+    assert "input" not in _by_kind(vm, version="v0.56.1")
+    assert [e.name for e in _by_kind(vm, version="v0.57.0")["input"]] == ["default-0"]
+
+
+# --- The rules' own consistency ----------------------------------------------------------
+
+def test_every_era_cites_the_tags_it_was_read_at():
+    for r in R.RULES:
+        for e in r.eras:
+            assert e.reads, r.id
+            if r.added_by == "libvirt" and r.id.startswith("libvirt."):
+                continue
+            tags = [versions.parse(rd.tag) for rd in e.reads]
+            assert all(rd.file and rd.function for rd in e.reads), r.id
+            # the first read is the first release of the span (v0.36.0 for an open start)
+            assert tags[0] == (e.since or versions.OLDEST), (r.id, e)
+            assert all(e.span.holds(t) for t in tags), (r.id, e)
+            if e.until is None:
+                assert tags[-1] == versions.NEWEST, (r.id, e)
+
+
+def test_docs_cite_every_rule_and_every_read():
+    import pathlib
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "kubevirt-rules.md").read_text()
+    for r in R.RULES:
+        assert "### %s\n" % r.id in doc, r.id
+        for e in r.eras:
+            for rd in e.reads:
+                if rd.tag.startswith("v"):
+                    assert "`%s` `%s` @%s" % (rd.file, rd.function, rd.tag) in doc, (r.id, rd)
+
+
+@pytest.mark.parametrize("text,shown,warns", [("v0.30.0", "v0.36.0", "older"), ("v0.36.0", "v0.36.0", None),
+                                              ("v1.9.0", "v1.9.0", None), ("v1.9.1", "v1.9.0", "newer"),
+                                              ("v2.0.0", "v1.9.0", "newer")])
+def test_rules_release_outside_the_read_range(text, shown, warns):
+    release, warning = versions.rules_release(versions.parse(text))
+    assert versions.show(release) == shown
+    if warns:
+        assert warns in warning and text in warning and shown in warning
+    else:
+        assert warning is None
