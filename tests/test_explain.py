@@ -341,3 +341,60 @@ def test_an_unread_preference_makes_the_origin_unknown_and_the_verdict_says_assu
     exp = explain.explain(spec.select([vm_with({"useVirtioTransitional": False})]), domain.parse(dumpxml(NT)),
                           preference_unread=True)
     assert exp.origin == "vm"
+
+
+# --- Classifying a live device with no manifest (explain.classify -> the rules' `seen`) ----
+
+from kubectl_virtio import domain as _D  # noqa: E402
+from kubectl_virtio import explain as E  # noqa: E402
+from kubectl_virtio import rules as R  # noqa: E402
+from kubectl_virtio import versions as _V  # noqa: E402
+
+
+def _dev(kind, **kw):
+    return _D.Device(kind=kind, name=kw.pop("name", kind + "0"), **kw)
+
+
+CLASSIFIED = [
+    # (device, release, rule)
+    (_dev("controller", type="virtio-serial"), "v1.9.0", "controller.virtio-serial.libvirt"),
+    (_dev("controller", type="virtio-serial"), "v0.36.0", "controller.virtio-serial.no-flag"),
+    (_dev("controller", type="virtio-serial", model="virtio-transitional"), "v1.9.0", "controller.virtio-serial"),
+    # converter/converter.go @v0.36.1 hard-codes virtio-scsi; @v0.36.2 translates it
+    (_dev("controller", type="scsi", model="virtio-scsi"), "v0.36.1", "controller.scsi.legacy"),
+    (_dev("controller", type="scsi", model="virtio-non-transitional"), "v0.36.2", "controller.scsi"),
+    (_dev("controller", type="usb", model="qemu-xhci"), "v1.9.0", "controller.usb.xhci"),
+    (_dev("controller", type="pcie-root-port", index=1), "v1.9.0", "libvirt.pci"),
+    (_dev("input", type="tablet", bus="virtio", alias="ua-tab"), "v0.36.0", "input.virtio"),
+    (_dev("input", type="keyboard", bus="virtio"), "v1.9.0", "input.s390x-keyboard"),
+    (_dev("input", type="mouse", bus="ps2"), "v1.9.0", "libvirt.ps2"),
+    (_dev("video", model="bochs"), "v1.1.0", "video.efi"),
+    (_dev("video", model="vga"), "v1.0.1", "video.default"),
+    (_dev("video", model="cirrus"), "v1.6.0", "video.type"),
+    (_dev("tpm", model="tpm-crb"), "v1.9.0", "tpm.persistent"),
+    (_dev("tpm", model="tpm-tis"), "v1.9.0", "tpm"),
+    (_dev("vsock", model="virtio-transitional"), "v0.59.0", "vsock.translated"),
+    (_dev("hostdev", alias="ua-sriov-net1", name="net1"), "v1.9.0", "interface.sriov"),
+    (_dev("interface", model="e1000"), "v1.9.0", "interface.emulated"),
+    (_dev("disk", device="disk", bus="virtio", model="virtio-non-transitional"), "v1.9.0", "disk.virtio"),
+    (_dev("disk", device="disk", bus="virtio"), "v0.37.1", "disk.virtio.no-flag"),
+    (_dev("memballoon", model="virtio"), "v0.37.3", "memballoon.legacy"),
+    (_dev("memballoon", model="none"), "v1.9.0", "memballoon.none"),
+]
+
+
+@pytest.mark.parametrize("dev,version,rule_id", CLASSIFIED, ids=[c[2] + "@" + c[1] for c in CLASSIFIED])
+def test_classify_by_the_rules_seen_condition(dev, version, rule_id):
+    v = _V.parse(version)
+    r = E.classify(dev, v)
+    assert r.id == rule_id and r.holds_for(v)
+
+
+@pytest.mark.parametrize("version", ["v0.36.0", "v0.36.1", "v0.37.1", "v0.38.0", "v1.0.0", "v1.5.0", "v1.9.0"])
+def test_live_conditions_do_not_overlap(version):
+    """At most one holding rule (besides the libvirt.other fallback) recognises a device."""
+    v = _V.parse(version)
+    for dev, _, _ in CLASSIFIED:
+        hits = [r.id for r in R.RULES if r.seen is not None and r.holds_for(v) and r.seen(dev, v)
+                and r.id != "libvirt.other"]
+        assert len(hits) <= 1, (dev, hits)

@@ -540,7 +540,8 @@ RULES: Tuple[Rule, ...] = (
     Rule("hostdev", "hostdev", "gpus / hostDevices", _fixed(None),
          _all(_r("v0.36.0", API, "createHostDevicesFromMdevUUIDList"),
               _r(_NEWEST, _LAUNCHER + "device/hostdevice/hostdev.go", "createMDEVHostDevice")),
-         when=lambda s: s.what == "hostdev", seen=_kind("hostdev"), virtio=False,
+         when=lambda s: s.what == "hostdev",
+         seen=lambda d, v: d.kind == "hostdev" and not (d.alias or "").startswith("ua-sriov-"), virtio=False,
          reason="passed-through host devices carry no virtio model (mdev ones say vfio-pci)"),
     # Devices libvirt adds by itself (never in KubeVirt's converter output).
     Rule("libvirt.pci", "controller", "PCI topology (added by libvirt)", _fixed(None),
