@@ -383,3 +383,16 @@ def test_rules_release_outside_the_read_range(text, shown, warns):
         assert warns in warning and text in warning and shown in warning
     else:
         assert warning is None
+
+
+def test_scsi_controller_for_a_preference_scsi_bus_with_hotplug_off():
+    # compute/controllers.go requiresSCSIController @v1.9.0: hotplug off still needs the
+    # controller when a disk ends up on bus scsi, here through preferredDiskBus
+    from kubectl_virtio.spec import preference_from_object
+    vm = _vmi({"disableHotplug": True, "disks": [{"name": "d", "disk": {}}]},
+              [{"name": "d", "emptyDisk": {"capacity": "1Gi"}}], kind="VirtualMachine")
+    names = lambda: [e.name for e in P.predict(vm, "amd64")]  # noqa: E731
+    assert "scsi0" not in names()
+    vm.preference = preference_from_object({"kind": "VirtualMachineClusterPreference", "metadata": {"name": "p"},
+                                            "spec": {"devices": {"preferredDiskBus": "scsi"}}})
+    assert "scsi0" in names()

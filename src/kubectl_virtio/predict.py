@@ -157,7 +157,8 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
     usb_needs = []
     if any(_input_bus(i, pref) == "usb" for i in inputs):
         usb_needs.append("a usb input")
-    if any(_d(d.get(t)).get("bus") == "usb" for d in disks for t in ("disk", "lun", "cdrom")):
+    # the buses as the webhook/preference resolved them; only a `disk` on usb counts (arch IsUSBNeeded)
+    if any(e.bus == "usb" and e.device == "disk" for e in p.out if e.kind == "disk"):
         usb_needs.append("a usb disk")
     if isinstance(devices.get("clientPassthrough"), dict) and not skip(
             "devices.clientPassthrough", True, []):
@@ -170,7 +171,7 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
         why_usb = "USB controller: always emitted; no USB device%s" % (" on s390x" if arch == "s390x" else "")
     p.add("controller", "usb0", SpecDevice("controller.usb", version, arch, usb=bool(usb_needs)), why_usb)
 
-    scsi_disk = any(_d(d.get(t)).get("bus") == "scsi" for d in disks for t in ("disk", "lun", "cdrom"))
+    scsi_disk = any(e.bus == "scsi" for e in p.out if e.kind == "disk")  # compute/controllers.go requiresSCSIController
     hotplug_off = devices.get("disableHotplug") is True
     why_hp = "disableHotplug unset"
     if isinstance(pref.get("preferredDisableHotplug"), bool):  # this preference overrides the VMI (plain bool)
