@@ -654,8 +654,8 @@ VARIANT_TEXT = {
 
 
 def model_meaning(model: Optional[str], modern_only: bool = False) -> str:
-    """libvirt-facts §0.1: what a model string asks libvirt for.  `modern_only`: a device QEMU
-    always makes virtio 1.0 (virtio input, vsock, virtiofs, virtio-mem; §0.6)."""
+    """What a model string asks libvirt for.  `modern_only`: a device QEMU always makes
+    virtio 1.0 (virtio input, vsock, virtiofs, virtio-mem)."""
     if modern_only:
         return "%s: this device exists only as virtio 1.0 (modern-only), whatever the slot" % (model or "no model")
     if model == T:
@@ -667,7 +667,7 @@ def model_meaning(model: Optional[str], modern_only: bool = False) -> str:
     return ""
 
 
-# What the guest needs for each effective variant (libvirt-facts §0.4-§0.5, §2).
+# What the guest needs for each effective variant.
 GUEST_NEEDS = {
     "modern-only": "the guest needs a virtio 1.0 driver (Linux >= 4.0, RHEL/CentOS >= 7.2, virtio-win >= 126); "
                    "CentOS/RHEL 6 cannot drive it",
@@ -678,14 +678,14 @@ GUEST_NEEDS = {
     "does-not-start": "QEMU >= 5.1 has no vhost-vsock-pci-transitional: the VM does not start",
 }
 
-# The machine types of each converter arch, as libvirt lays them out (libvirt-facts §1.3, §1.5).
+# The machine types of each converter arch, as libvirt lays them out.
 MACHINES = {"amd64": ("q35", "i440fx"), "arm64": ("virt",), "s390x": ("s390-ccw-virtio",)}
 
 
 def placement(model: Optional[str], machine: str, modern_only: bool = False, vsock: bool = False):
     """(slot, effective variant) libvirt and QEMU give a virtio device of this model on a
     machine type that libvirt addresses itself (qemuDomainDeviceCalculatePCIConnectFlags,
-    QEMU virtio_pci_realize; libvirt-facts §1.2-§1.5)."""
+    QEMU virtio_pci_realize)."""
     if machine == "s390-ccw-virtio":
         if model in (T, NT):
             return "ccw (libvirt writes a -ccw-%s device)" % model[len("virtio-"):], "invalid-on-ccw"
