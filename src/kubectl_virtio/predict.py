@@ -157,6 +157,9 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
     usb_needs = []
     if any(_input_bus(i, pref) == "usb" for i in inputs):
         usb_needs.append("a usb input")
+    if version < R.USB_DISK_SINCE and any(e.bus == "usb" for e in p.out if e.kind == "disk"):
+        notes.append("KubeVirt %s rejects a disk on bus usb (accepted from %s): the VMI is not created"
+                     % (versions.show(version), versions.show(R.USB_DISK_SINCE)))
     # the buses as the webhook/preference resolved them; only a `disk` on usb counts (arch IsUSBNeeded)
     if any(e.bus == "usb" and e.device == "disk" for e in p.out if e.kind == "disk"):
         usb_needs.append("a usb disk")

@@ -53,6 +53,9 @@ FIELD_SINCE: Dict[str, Version] = {
     "devices.video": (1, 6, 0),
     "devices.panicDevices": (1, 6, 0),
 }
+# The validating webhook accepts bus usb for a disk from v0.57.0 (vmi-create-admitter.go:
+# virtio, scsi, sata at v0.56.1; usb added at v0.57.0): earlier releases reject the VMI.
+USB_DISK_SINCE: Version = (0, 57, 0)
 # What the VM controller and the webhooks add before the converter runs.
 # The mutating webhook gives a volume without a disk (or filesystem) a disk: absent at
 # v0.53.2, present at v0.54.0 (vmi-mutator.go setDefaultVolumeDisk).
