@@ -396,3 +396,23 @@ def test_scsi_controller_for_a_preference_scsi_bus_with_hotplug_off():
     vm.preference = preference_from_object({"kind": "VirtualMachineClusterPreference", "metadata": {"name": "p"},
                                             "spec": {"devices": {"preferredDiskBus": "scsi"}}})
     assert "scsi0" in names()
+
+
+@pytest.mark.parametrize("version,model,rule_id", [("v0.36.0", "e1000", "interface.emulated"),
+                                                   ("v1.0.1", "e1000", "interface.emulated"),
+                                                   ("v1.1.0", None, None)])
+def test_slirp_interface(version, model, rule_id):
+    # getInterfaceType @v0.36.0 / GetInterfaceType @v1.0.1: slirp -> e1000 unless e1000/rtl8139;
+    # network.go CreateDomainInterfaces @v1.1.0 skips slirp (a binding plugin's job)
+    vm = _vmi({"interfaces": [{"name": "default", "slirp": {}}]}, networks=[{"name": "default", "pod": {}}])
+    got = _by_kind(vm, version=version).get("interface", [])
+    assert [(e.rule.id, e.model(False, "amd64")) for e in got] == ([(rule_id, model)] if rule_id else [])
+
+
+def test_binding_plugins_are_left_to_their_sidecar():
+    # network.go @v1.1.0 skips interfaces with a binding; the passt sidecar exists from v1.1.1
+    vm = _vmi({"interfaces": [{"name": "default", "binding": {"name": "passt"}}]},
+              networks=[{"name": "default", "pod": {}}])
+    assert "interface" not in _by_kind(vm, version="v1.1.0")
+    assert [e.rule.id for e in _by_kind(vm, version="v1.1.1")["interface"]] == ["interface.passt-sidecar"]
+    assert [e.rule.id for e in _by_kind(vm, version="v1.0.1")["interface"]] == ["interface.virtio"]

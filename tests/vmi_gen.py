@@ -59,10 +59,10 @@ def interfaces_and_networks(draw):
     ifaces, networks = [], []
     for i in range(draw(st.integers(0, 3))):
         name = "n%d" % i
-        kind = draw(st.sampled_from(("masquerade", "bridge", "sriov", "passt-binding")))
+        kind = draw(st.sampled_from(("masquerade", "bridge", "sriov", "slirp", "passt-binding", "other-binding")))
         iface = {"name": name}
-        if kind == "passt-binding":
-            iface["binding"] = {"name": "passt"}
+        if kind.endswith("-binding"):
+            iface["binding"] = {"name": kind[:-len("-binding")]}
         else:
             iface[kind] = {}
         model = draw(st.sampled_from(IFACE_MODELS))

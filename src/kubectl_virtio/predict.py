@@ -267,7 +267,7 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
         if isinstance(gpu, dict):
             p.add("hostdev", str(gpu.get("name")), SpecDevice("hostdev", version, arch),
                   "host device %s" % gpu.get("name"))
-    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes)
+    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes + p.skipped)
 
 
 class _Predictor:
@@ -275,6 +275,7 @@ class _Predictor:
         self.arch, self.version = arch, version
         self.out: List[Expected] = []
         self.absent: Dict[str, str] = {}
+        self.skipped: List[str] = []  # spec devices the converter leaves to someone else
 
     def add(self, kind, name, dev: SpecDevice, why, none_why: Optional[str] = None, **kw) -> Optional[Expected]:
         rule = R.select(dev)
@@ -357,10 +358,22 @@ class _Predictor:
         if iface.get("_defaulted"):
             why = "no interfaces in the spec: KubeVirt adds the pod interface 'default' (model virtio)"
         passt = binding.get("name") == "passt"
+        slirp = isinstance(iface.get("slirp"), dict)
+        plugins = self.version >= R.PLUGIN_BINDINGS_SINCE
         if passt and self.version >= R.PASST_SIDECAR_SINCE:
             why = "interfaces[%s].binding passt" % name
-        self.add("interface", name, SpecDevice("interface", self.version, self.arch, model=str(model), passt=passt),
-                 why, literal=None if model == "virtio" else str(model))
+        elif plugins and (slirp or binding):
+            self.skipped.append(
+                "interface %s uses %s: KubeVirt %s's converter skips it and that plugin's sidecar writes it "
+                "(not predicted)" % (name, "slirp" if slirp else "the binding plugin %s" % binding.get("name"),
+                                     versions.show(self.version)))
+            return
+        literal = None if model == "virtio" and not slirp else str(model)
+        if slirp:  # getInterfaceType: slirp works only with e1000 or rtl8139
+            literal = str(model) if model in ("e1000", "rtl8139") else "e1000"
+            why = "interfaces[%s].slirp with model %s -> %s" % (name, model, literal)
+        self.add("interface", name, SpecDevice("interface", self.version, self.arch, model=str(model), passt=passt,
+                                               slirp=slirp), why, literal=literal)
 
 
 def _input_bus(inp, pref) -> str:

@@ -53,6 +53,10 @@ FIELD_SINCE: Dict[str, Version] = {
     "devices.video": (1, 6, 0),
     "devices.panicDevices": (1, 6, 0),
 }
+# Before v1.1.0 a slirp interface is e1000 unless its model is e1000 or rtl8139 (getInterfaceType
+# @v0.36.0, GetInterfaceType @v1.0.1); from v1.1.0 the core converter skips slirp and binding-plugin
+# interfaces (network.go CreateDomainInterfaces @v1.1.0): a plugin's sidecar writes them.
+PLUGIN_BINDINGS_SINCE: Version = (1, 1, 0)
 # The validating webhook accepts bus usb for a disk from v0.57.0 (vmi-create-admitter.go:
 # virtio, scsi, sata at v0.56.1; usb added at v0.57.0): earlier releases reject the VMI.
 USB_DISK_SINCE: Version = (0, 57, 0)
@@ -168,6 +172,7 @@ class SpecDevice:
     on: bool = True  # the autoattach switch of this device
     usb: bool = False  # controller.usb: a USB device in the spec needs it
     persistent: bool = False  # tpm: persistent state
+    slirp: bool = False  # interface slirp: {} (e1000 before v1.1.0)
 
 
 When = Callable[[SpecDevice], bool]
@@ -315,23 +320,24 @@ RULES: Tuple[Rule, ...] = (
          _with_flag(_r("v0.36.1", CONV, _DOMAIN_OLD), _r("v0.36.5", CONV, _DOMAIN_OLD),
                     _r("v0.37.2", CONV, _DOMAIN_OLD),
                     _r(_NEWEST, _LAUNCHER + "converter/network/builder.go", "newDomainInterface")),
-         when=lambda s: (s.what == "interface" and not s.sriov and s.model == "virtio"
+         when=lambda s: (s.what == "interface" and not s.sriov and s.model == "virtio" and not s.slirp
                          and not (s.passt and s.version >= PASST_SIDECAR_SINCE)),
          seen=lambda d, v: d.kind == "interface" and (not d.model or d.model.startswith("virtio")),
          qemu="virtio-net-pci", reason="an interface of model virtio (the default) gets the VMI's virtio model"),
     Rule("interface.virtio.no-flag", "interface", "interface model: virtio or unset, KubeVirt without the flag",
          _fixed(V), _without_flag(_r("v0.36.0", API, _DOMAIN_OLD), _r("v0.37.0", API, _DOMAIN_OLD),
                                   _r("v0.37.1", API, _DOMAIN_OLD)),
-         when=lambda s: s.what == "interface" and not s.sriov and s.model == "virtio",
+         when=lambda s: s.what == "interface" and not s.sriov and s.model == "virtio" and not s.slirp,
          seen=lambda d, v: d.kind == "interface" and (not d.model or d.model.startswith("virtio")),
          qemu="virtio-net-pci", reason="before the flag KubeVirt wrote plain virtio: the variant follows the PCI slot"),
     Rule("interface.emulated", "interface", "interface model: e1000|e1000e|igb|ne2k_pci|pcnet|rtl8139",
          _fixed(LITERAL), _all(_r("v0.36.0", API, "getInterfaceType"),
                                _r(_NEWEST, _LAUNCHER + "converter/network/configurator.go", "getInterfaceType")),
-         when=lambda s: (s.what == "interface" and not s.sriov and s.model != "virtio"
+         when=lambda s: (s.what == "interface" and not s.sriov and (s.model != "virtio" or s.slirp)
                          and not (s.passt and s.version >= PASST_SIDECAR_SINCE)),
          seen=lambda d, v: d.kind == "interface" and bool(d.model) and not d.model.startswith("virtio"),
-         virtio=False, reason="any model other than virtio is copied verbatim; the flag does not touch it"),
+         virtio=False, reason="any model other than virtio is copied verbatim (a slirp interface before v1.1.0: "
+                              "e1000 unless e1000 or rtl8139); the flag does not touch it"),
     Rule("interface.passt-sidecar", "interface", "binding plugin passt (sidecar)",
          {a: (NT, T) for a in ARCHES},
          (Era(PASST_SIDECAR_SINCE, None,
