@@ -101,6 +101,8 @@ class Read:
 
     def short(self) -> str:
         f = self.file[len(_LAUNCHER):] if self.file.startswith(_LAUNCHER) else self.file
+        if not self.tag.startswith("v"):  # not a KubeVirt release: e.g. libvirt's own defaults
+            return "%s (%s)" % (self.tag, f)
         return "%s %s @%s" % (f, self.function, self.tag)
 
     def to_dict(self):

@@ -51,7 +51,15 @@ def _last_before(v: Version) -> str:
     major, minor, patch = v
     if patch:
         return "v%d.%d.%d" % (major, minor, patch - 1)
-    return "v%d.%d.x" % (major, minor - 1) if minor else "v%d.x" % (major - 1)
+    if minor:
+        return "v%d.%d.x" % (major, minor - 1)
+    if major - 1 in LAST_MINOR:
+        return "v%d.%d.x" % (major - 1, LAST_MINOR[major - 1])
+    return "v%d.x" % (major - 1)
+
+
+# The last minor line of a major release (the tags: v0.59.2 is the last v0.x).
+LAST_MINOR = {0: 59}
 
 
 ALL = (Span(),)
