@@ -416,3 +416,17 @@ def test_binding_plugins_are_left_to_their_sidecar():
     assert "interface" not in _by_kind(vm, version="v1.1.0")
     assert [e.rule.id for e in _by_kind(vm, version="v1.1.1")["interface"]] == ["interface.passt-sidecar"]
     assert [e.rule.id for e in _by_kind(vm, version="v1.0.1")["interface"]] == ["interface.virtio"]
+
+
+@pytest.mark.parametrize("version,video,disk_bus", [("v0.40.1", "vga", "sata"),  # no arm64 yet: amd64 rules
+                                                    ("v0.46.1", None, "sata"),  # arm64 webhook: graphics off
+                                                    ("v0.47.1", "virtio", "sata"),
+                                                    ("v0.57.0", "virtio", "virtio")])
+def test_arm64_history(version, video, disk_bus):
+    # pkg/virt-api/webhooks/arm64.go: setDefaultDevices (v0.41.0-v0.46.x) turns graphics off;
+    # setDefaultDisksBus (v0.57.0) makes virtio the default disk bus; virtio video from v0.47.1
+    vm = _vmi({"disks": [{"name": "d", "disk": {}}]}, [{"name": "d", "emptyDisk": {"capacity": "1Gi"}}])
+    arch = R.effective_arch("arm64", versions.parse(version))
+    got = _by_kind(vm, arch=arch, version=version)
+    assert [e.model(False, arch) for e in got.get("video", [])] == ([video] if video else [])
+    assert got["disk"][0].bus == disk_bus

@@ -20,9 +20,9 @@ from vmi_gen import manifests
 
 # The release boundaries the rules claim, the tags on either side.
 RELEASES = [versions.parse(v) for v in (
-    "v0.36.0", "v0.36.1", "v0.36.2", "v0.37.1", "v0.37.2", "v0.37.3", "v0.38.0", "v0.41.4", "v0.42.0", "v0.47.1",
+    "v0.36.0", "v0.36.1", "v0.36.2", "v0.37.1", "v0.37.2", "v0.37.3", "v0.38.0", "v0.40.1", "v0.41.0", "v0.41.4", "v0.42.0", "v0.46.1", "v0.47.1",
     "v0.48.0", "v0.53.2", "v0.54.0", "v0.56.1", "v0.57.0", "v0.58.2", "v0.59.0", "v1.0.0", "v1.0.1", "v1.1.0",
-    "v1.1.1", "v1.3.0", "v1.4.1", "v1.5.0", "v1.5.1", "v1.6.0", "v1.9.0")]
+    "v1.1.1", "v1.3.0", "v1.4.0", "v1.4.1", "v1.5.0", "v1.5.1", "v1.6.0", "v1.9.0")]
 
 SETTINGS = settings(max_examples=20, derandomize=True, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

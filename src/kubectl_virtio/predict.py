@@ -209,8 +209,12 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
         why = "inputs[%s].bus = %s" % (name, bus) + (
             " (autoattachInputDevice: the VM controller added it)" if inp.get("_auto") else "")
         p.add("input", name, SpecDevice("input", version, arch, bus=bus), why, bus=bus)
+    # arm64 v0.41.0-v0.46.x: the arm64 webhook turns graphics off when the spec leaves it unset
+    arm64_off = arch == "arm64" and version < R.ARM64_GRAPHICS_ON_SINCE
     graphics_on, why_g = _pref_bool(devices, pref, "autoattachGraphicsDevice",
-                                    "preferredAutoattachGraphicsDevice", True)
+                                    "preferredAutoattachGraphicsDevice", not arm64_off)
+    if arm64_off and "unset" in why_g:
+        why_g = "autoattachGraphicsDevice unset: KubeVirt %s's arm64 webhook sets it false" % versions.show(version)
     if graphics_on and arch == "s390x":
         p.add("input", "keyboard0", SpecDevice("keyboard", version, arch), why_g + " on s390x", bus="virtio",
               none_why="KubeVirt %s adds no keyboard on s390x (from v1.4.1 it does)" % versions.show(version))
@@ -321,7 +325,10 @@ class _Predictor:
                 bus = pref[pref_field]
                 why = "disks[%s].%s.bus unset; preference %s = %s" % (name, dtype, pref_field, bus)
             else:
-                bus = "sata" if self.arch == "amd64" else "virtio"  # pkg/defaults setDefault<Arch>DisksBus
+                # pkg/defaults setDefault<Arch>DisksBus; arm64's virtio default from v0.57.0
+                virtio_default = self.arch == "s390x" or (
+                    self.arch == "arm64" and self.version >= R.ARM64_VIRTIO_DISK_BUS_SINCE)
+                bus = "virtio" if virtio_default else "sata"
                 defaulted = True
                 why = "disks[%s].%s.bus unset: the %s default is %s" % (name, dtype, self.arch, bus)
         if disk.get("_volume_only"):

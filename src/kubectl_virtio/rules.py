@@ -32,6 +32,14 @@ VIRTIO_MODELS = (NT, T, V)
 # s390x support (and its `virtio` model) arrived in v1.3.0 (PR #10490).  Before that the
 # converter knew no s390x and fell back to amd64 (arch.NewConverter's default).
 S390X_SINCE: Version = (1, 3, 0)
+# arm64 support (webhook defaults and the converter's isARM64) arrived in v0.41.0 (absent at
+# v0.40.1); before, an arm64 VMI follows the amd64 rules.
+ARM64_SINCE: Version = (0, 41, 0)
+# arm64 history (docs/kubevirt-rules.md, "arm64"): v0.41.0-v0.46.x the arm64 webhook sets
+# autoattachGraphicsDevice false when unset; from v0.47.1 arm64 gets virtio video and a USB
+# tablet and keyboard; a disk without a bus gets virtio on arm64 from v0.57.0 (sata before).
+ARM64_GRAPHICS_ON_SINCE: Version = (0, 47, 1)
+ARM64_VIRTIO_DISK_BUS_SINCE: Version = (0, 57, 0)
 # The passt network binding plugin sidecar (cmd/sidecars/network-passt-binding): absent at
 # v1.1.0, present at v1.1.1 (docs/kubevirt-rules.md, interface.passt-sidecar).
 PASST_SIDECAR_SINCE: Version = (1, 1, 1)
@@ -268,6 +276,11 @@ _INPUT = "Convert_v1_Input_To_api_InputDevice"
 _NO_BUS = "a disk without a bus is made by disk.virtio or disk.non-virtio once the webhook chose its bus"
 
 
+_OLD_DEFAULTS = "staging/src/kubevirt.io/client-go/api/v1/defaults.go"
+# Before v0.57.0 every arch's default disk bus is sata (s390x has none of its own before v1.3.0).
+_NO_BUS_SATA: Models = {"amd64": (None, None), "arm64": (None, None), "s390x": (V, V)}
+
+
 def _disk_is(dtype: str) -> When:
     return lambda s: s.what == "disk" and not s.downward and (s.dtype or "disk") == dtype
 
@@ -292,16 +305,19 @@ RULES: Tuple[Rule, ...] = (
          reason="the downward-metrics disk always gets the virtio model, whatever bus the spec names"),
     Rule("disk.no-bus", "disk", "disk: {} (no bus; no preferredDiskBus)",
          {"amd64": (None, None), "arm64": (NT, T), "s390x": (V, V)},
-         _with_flag(_r("v0.36.1", "staging/src/kubevirt.io/client-go/api/v1/defaults.go", "setDefaults_Disk"),
-                    _r("v0.36.5", "staging/src/kubevirt.io/client-go/api/v1/defaults.go", "setDefaults_Disk"),
-                    _r("v0.37.2", "staging/src/kubevirt.io/client-go/api/v1/defaults.go", "setDefaults_Disk"),
-                    _r(_NEWEST, "pkg/defaults/amd64.go", "setDefaultAmd64DisksBus")),
+         (Era(V0_36_1, V0_37_0, (_r("v0.36.1", _OLD_DEFAULTS, "setDefaults_Disk"),
+                                 _r("v0.36.5", _OLD_DEFAULTS, "setDefaults_Disk")), models=_NO_BUS_SATA),
+          Era(V0_37_2, ARM64_VIRTIO_DISK_BUS_SINCE,
+              (_r("v0.37.2", _OLD_DEFAULTS, "setDefaults_Disk"),
+               _r("v0.56.1", "staging/src/kubevirt.io/api/core/v1/defaults.go", "setDefaults_Disk")),
+              models=_NO_BUS_SATA),
+          Era(ARM64_VIRTIO_DISK_BUS_SINCE, None, (_r("v0.57.0", "pkg/virt-api/webhooks/arm64.go", "setDefaultDisksBus"),
+                                                  _r(_NEWEST, "pkg/defaults/arm64.go", "setDefaultArm64DisksBus")))),
          unpredicted=_NO_BUS,
          reason="the mutating webhook sets bus sata on amd64 (no model) and virtio on arm64/s390x"),
     Rule("disk.no-bus.no-flag", "disk", "disk: {} (no bus), KubeVirt without the flag", _fixed(None),
-         _without_flag(_r("v0.36.0", "staging/src/kubevirt.io/client-go/api/v1/defaults.go", "setDefaults_Disk"),
-                       _r("v0.37.0", "staging/src/kubevirt.io/client-go/api/v1/defaults.go", "setDefaults_Disk"),
-                       _r("v0.37.1", "staging/src/kubevirt.io/client-go/api/v1/defaults.go", "setDefaults_Disk")),
+         _without_flag(_r("v0.36.0", _OLD_DEFAULTS, "setDefaults_Disk"), _r("v0.37.0", _OLD_DEFAULTS, "setDefaults_Disk"),
+                       _r("v0.37.1", _OLD_DEFAULTS, "setDefaults_Disk")),
          unpredicted=_NO_BUS,
          reason="sata on amd64; a virtio disk had no model before the flag, so libvirt's plain virtio applies"),
     Rule("disk.non-virtio", "disk", "disk: {bus: sata|scsi|usb}", _fixed(None),
@@ -464,11 +480,15 @@ RULES: Tuple[Rule, ...] = (
     Rule("video.default", "video", "video (autoattachGraphicsDevice unset/true, no video type; BIOS, or EFI "
                                    "before v1.1.0)",
          _fixed("vga", arm64="virtio", s390x="virtio"),
-         _all(_r("v0.36.0", API, _DOMAIN_OLD), _r(_NEWEST, COMPUTE + "graphics.go", "configureVideoDevice")),
+         (Era(None, ARM64_GRAPHICS_ON_SINCE, (_r("v0.36.0", API, _DOMAIN_OLD), _r("v0.46.1", CONV, _DOMAIN)),
+              models=_fixed("vga", s390x="virtio")),
+          Era(ARM64_GRAPHICS_ON_SINCE, None, (_r("v0.47.1", CONV, _DOMAIN),
+                                              _r(_NEWEST, COMPUTE + "graphics.go", "configureVideoDevice")))),
          when=lambda s: (s.what == "video" and not s.model
                          and not (s.efi and s.version >= (1, 1, 0))),
          seen=lambda d, v: d.kind == "video" and d.model in ("vga", "virtio"),
-         virtio=False, reason="vga on amd64, virtio-gpu on arm64 and s390x; the flag never applies",
+         virtio=False, reason="vga on amd64 (and arm64 before v0.47.1), virtio-gpu on arm64 and s390x; the flag "
+                              "never applies",
          note="video virtio is modern-only (virtio-vga / virtio-gpu-pci)"),
     Rule("video.efi", "video", "video (no video type), EFI firmware",
          _fixed("bochs", arm64="virtio", s390x="virtio"),
@@ -603,8 +623,11 @@ def classify(dev, version: Version) -> Rule:
 
 
 def effective_arch(arch: str, version: Version) -> str:
-    """The converter arch: s390x before v1.3.0 had no converter and fell back to amd64."""
+    """The converter arch: s390x before v1.3.0 and arm64 before v0.41.0 had no converter of
+    their own and followed amd64."""
     if arch == "s390x" and version < S390X_SINCE:
+        return "amd64"
+    if arch == "arm64" and version < ARM64_SINCE:
         return "amd64"
     return arch if arch in ARCHES else "amd64"
 
