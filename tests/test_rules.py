@@ -430,3 +430,19 @@ def test_arm64_history(version, video, disk_bus):
     got = _by_kind(vm, arch=arch, version=version)
     assert [e.model(False, arch) for e in got.get("video", [])] == ([video] if video else [])
     assert got["disk"][0].bus == disk_bus
+
+
+def test_table_outside_the_read_releases_warns_and_names_the_rules_shown(run_plugin):
+    import json
+    r = run_plugin("table", "--kubevirt-version", "v2.3.0", "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["kubevirtVersion"] == "v1.9.0"
+    assert r.stderr.startswith("warning: KubeVirt v2.3.0 is newer than v1.9.0") and "rules of v1.9.0" in r.stderr
+    r = run_plugin("table", "--kubevirt-version", "v0.20.0", "-o", "json")
+    assert json.loads(r.stdout)["kubevirtVersion"] == "v0.36.0" and "rules of v0.36.0" in r.stderr
+    r = run_plugin("table", "--kubevirt-version", "v1.5.1")
+    assert r.returncode == 0 and r.stderr == ""
+    # every era in the wide table names the tag it was read at
+    r = run_plugin("table", "--all", "-o", "json")
+    for row in json.loads(r.stdout)["rows"]:
+        for era in row["sources"]:
+            assert era["reads"] and all(rd["tag"] for rd in era["reads"]), row["id"]

@@ -204,8 +204,8 @@ def cmd_table(args) -> int:
     if warning:
         print("warning: " + warning, file=sys.stderr)
     if arch != args.arch:
-        print("warning: KubeVirt %s has no s390x converter; these are the amd64 rules it falls back to"
-              % versions.show(version), file=sys.stderr)
+        print("warning: KubeVirt %s has no %s converter; these are the amd64 rules it falls back to"
+              % (versions.show(version), args.arch), file=sys.stderr)
     return 0
 
 
