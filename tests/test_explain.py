@@ -315,7 +315,7 @@ def test_device_the_template_dropped_is_drift_with_nothing_expected():
 def test_s390x_fragment_without_addresses_is_ccw():
     frag = ("<type arch='s390x' machine='s390-ccw-virtio-rhel9.2.0'>hvm</type>\n"
             "<disk type='file' device='disk' model='virtio'>\n<target dev='vda' bus='virtio'/>\n")
-    dom = domain.parse(frag)
+    dom = domain.parse(frag, fragment=True)
     assert dom.partial and [d.variant for d in dom.devices] == ["ccw"]
 
 
