@@ -132,8 +132,9 @@ def _load_yaml(text: str, source: str) -> List[Any]:
                 _check_expansion(node, source)
             return node
 
-    loader = Loader(text)
+    loader = None
     try:
+        loader = Loader(text)  # the reader checks the characters here already
         docs = []
         while loader.check_data():
             docs.append(loader.get_data())
@@ -146,7 +147,8 @@ def _load_yaml(text: str, source: str) -> List[Any]:
     except RecursionError:  # a construct path we did not bound: still no traceback
         raise InputError(too_deep) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _check_expansion(root, source: str) -> None:
