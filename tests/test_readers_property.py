@@ -9,7 +9,7 @@
 
 The runs are derandomized (a fixed seed: the same examples every run, so CI is
 reproducible) and bounded in examples, so the module takes seconds.  For a longer local
-fuzz run: KUBECTL_VIRTIO_FUZZ_EXAMPLES=5000 pytest tests/test_readers_property.py
+fuzz run: KUBECTL_VIRTIO_FUZZ_EXAMPLES=5000 pytest --timeout 0 tests/test_readers_property.py
 """
 import json
 import os
