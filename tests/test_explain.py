@@ -414,7 +414,7 @@ def i440fx(model):
             .replace("model='pcie-root'", "model='pci-root'"))
 
 
-@pytest.mark.parametrize("model,flag", [(NT, None), (T, True), (NT, True), (T, None)])
+@pytest.mark.parametrize("model,flag", [(NT, None), (T, True), (NT, True), (T, None), ("virtio", None)])
 def test_i440fx_sentences_follow_the_machine(model, flag):
     exp = run(vm_with({"useVirtioTransitional": flag} if flag is not None else {}), i440fx(model))
     assert exp.machine == "i440fx"

@@ -111,17 +111,16 @@ def test_security_md_has_the_four_roles():
 
 
 def run_as(run_plugin, cluster, rules, commands):
+    """Yields (command, CompletedProcess) for each command, run as a user with `rules`."""
     cluster.reset()
     setup_scenario(cluster)
     cluster.add_user("rbac-user", rules)
     env = cluster.env(user="rbac-user", namespace=NS)
-    results = []
     for command in commands:
         r = run_plugin(*command.split(), env=env)
         assert "Traceback" not in r.stderr and "internal error" not in r.stderr, (command, r.stderr)
         assert "rbac-user-token" not in r.stdout + r.stderr
-        results.append((command, r))
-    return results
+        yield command, r
 
 
 @pytest.mark.parametrize("key", sorted(COMMANDS), ids=lambda k: "%s-%s" % k)
@@ -153,4 +152,5 @@ def test_each_missing_verb_is_named(run_plugin, cluster, key, case):
             assert r.returncode == 0 or r.stderr.startswith("error: ") or "\nerror: " in r.stderr, r.stderr
             if verb in out and resource in out:
                 reported.append(command)
+                break  # the later commands of the role need not run
     assert reported, "no command said that %s %s%s is missing" % (verb, resource, "." + group if group else "")

@@ -505,8 +505,9 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
             lib = "no model attribute: libvirt's default plain virtio"
         elif where:  # the slot is known: say what the model is, the slot follows
             lib = {T: "virtio-transitional: legacy + modern (virtio 0.9 and 1.0)",
-                   NT: "virtio-non-transitional: virtio 1.0 only"}.get(dev.model) or \
-                R.model_meaning(dev.model, modern_only) or dev.model
+                   NT: "virtio-non-transitional: virtio 1.0 only",
+                   "virtio": "plain virtio: the slot decides", "virtio-scsi": "plain virtio-scsi: the slot decides",
+                   }.get(dev.model) or R.model_meaning(dev.model, modern_only) or dev.model
             if modern_only:
                 lib = "%s: this device exists only as virtio 1.0 (modern-only), whatever the slot" % dev.model
         else:
