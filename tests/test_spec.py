@@ -1,6 +1,7 @@
 """The manifest reader on hostile and wrong-shaped input: bounded, and always our InputError
 with a short message naming the source (never a Python exception)."""
 import json
+import os
 
 import pytest
 import yaml
@@ -149,3 +150,55 @@ def test_an_unread_preference_is_flagged_with_how_to_pass_it():
             "metadata": {"name": "legacy"}, "spec": {"devices": {"preferredUseVirtioTransitional": True}}}
     vm = read(json.dumps({"kind": "List", "items": [obj, pref]}))
     assert not vm.preference_unread and vm.effective_flag() == (True, "preference")
+
+
+# --- The installed plugin on the same inputs ------------------------------------------------
+
+EXCEPTION_NAMES = ("Error:", "Exception", "Traceback", "internal error", "RecursionError", "AttributeError")
+
+
+@pytest.mark.parametrize("name,text,needle", [
+    ("bomb.yaml", alias_bomb(), "alias"),
+    ("null-devices.yaml", "kind: VirtualMachine\nmetadata: {name: testvm}\nspec:\n  template:\n    spec:\n"
+                          "      domain:\n        devices:\n", None),
+    ("spec-list.yaml", "kind: VirtualMachine\nmetadata: {name: testvm}\nspec: [a, b]\n", "spec is a list"),
+    ("deep.yaml", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("deep.json", '{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ("wrong.json", json.dumps(dict(VM, spec={"template": {"spec": {"domain": {"devices": {"disks": "vda"}}}}})),
+     "devices.disks is a string, not a list"),
+])
+def test_the_plugin_reports_bad_manifests_in_one_short_line(run_plugin, tmp_path, name, text, needle):
+    path = tmp_path / name
+    path.write_text(text)
+    r = run_plugin("explain", "-f", str(path), "-o", "json", timeout=30)
+    for word in EXCEPTION_NAMES:
+        assert word not in r.stderr, r.stderr[:500]
+    if needle is None:  # null = absent: the defaults are predicted
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["useVirtioTransitional"]["origin"] == "default"
+        return
+    assert r.returncode == 1 and r.stderr.startswith("error: %s" % path), r.stderr[:500]
+    assert needle in r.stderr and len(r.stderr) < 600
+
+
+def test_the_plugin_on_a_domain_of_another_vm_and_an_unread_preference(run_plugin, tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "examples", "testvm.dumpxml.xml"), encoding="utf-8") as fh:
+        dump = fh.read()
+    other = tmp_path / "windows.xml"
+    other.write_text(dump.replace("<name>default_testvm</name>", "<name>default_windows</name>"))
+    vm = yaml.safe_load(open(os.path.join(repo, "examples", "testvm.yaml"), encoding="utf-8"))
+    vm["spec"]["preference"] = {"name": "centos.6"}
+    manifest = tmp_path / "testvm.yaml"
+    manifest.write_text(yaml.safe_dump(vm))
+    r = run_plugin("explain", "-f", str(manifest), "--dumpxml", str(other), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["useVirtioTransitional"]["origin"] == "unknown"
+    assert "assumed" in doc["verdict"] and "kubectl get vmcp centos.6 -o yaml" in doc["verdict"]
+    assert any("default_windows" in f["message"] and f["severity"] == "warning" for f in doc["findings"])
+    # a truncated copy of the same file is an error naming it, not a partial explanation
+    cut = tmp_path / "cut.xml"
+    cut.write_text(dump[: len(dump) // 2])
+    r = run_plugin("explain", "-f", str(manifest), "--dumpxml", str(cut))
+    assert r.returncode == 1 and r.stderr.startswith("error: %s is not a whole domain XML" % cut), r.stderr
