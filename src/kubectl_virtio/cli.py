@@ -270,7 +270,7 @@ def explain_files(args, version):
     dom = None
     if args.dumpxml:
         src = "stdin" if args.dumpxml == "-" else args.dumpxml
-        dom = domain.parse(_read_source(args.dumpxml, "dumpxml", stdin_used), src)
+        dom = domain.parse(_read_source(args.dumpxml, "dumpxml", stdin_used), src, fragment=True)
     return explain.explain(vm, dom, arch=args.arch, version=version, guest_os=args.guest_os)
 
 
