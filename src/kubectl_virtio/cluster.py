@@ -319,6 +319,9 @@ def _quote(segment: str) -> str:
     return text if text not in (".", "..") else text.replace(".", "%2E")
 
 
+_LOG_LOCK = threading.Lock()
+
+
 class Cluster:
     def __init__(self, kubeconfig=None, context=None, namespace=None, request_timeout=None, debug=None):
         """`request_timeout` (seconds; None/0 = the defaults) bounds each REST request and
@@ -342,10 +345,12 @@ class Cluster:
         return found
 
     def _log(self, method: str, path: str, status: Any, start: float) -> None:
-        if self.debug:
-            print("kubectl-virtio: %s %s -> %s (%.0f ms)" % (method, path, status,
-                                                            (time.perf_counter() - start) * 1000),
-                  file=sys.stderr)
+        if self.debug:  # one write a line: parallel reads must not interleave
+            line = "kubectl-virtio: %s %s -> %s (%.0f ms)\n" % (method, path, status,
+                                                               (time.perf_counter() - start) * 1000)
+            with _LOG_LOCK:
+                sys.stderr.write(line)
+                sys.stderr.flush()
 
     def _call(self, method: str, path: str, *, query=None, body=None, content_type=None,
               what: Tuple[str, str, str, Optional[str], Optional[str]] = ("", "", "", None, None)) -> Any:
