@@ -358,6 +358,10 @@ def test_tokens_with_a_trailing_newline_are_trimmed(run_plugin, cluster, tmp_pat
     {"client-key-data": 12, "password": "pw-" + PLANTED, "username": ["u"]},
     "token-" + PLANTED,
     ["password", "pw-" + PLANTED],
+    # the client logs this one (logging.error) naming the entry by its whole dict
+    {"exec": {"command": "x", "apiVersion": "client.authentication.k8s.io/v1", "env": [{"name": "a"}]},
+     "password": "pw-" + PLANTED},
+    {"tokenFile": {"path": "token-" + PLANTED}},
 ])
 def test_invalid_kubeconfig_user_never_prints_its_secrets(run_plugin, cluster, tmp_path, user):
     cluster.put(objects.vm("testvm"))

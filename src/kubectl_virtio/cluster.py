@@ -212,6 +212,7 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str], timeout: flo
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    _route_client_log()
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     paths = [p for p in path.split(os.pathsep) if p]
     if kubeconfig and not os.path.exists(kubeconfig):
@@ -241,7 +242,7 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str], timeout: flo
     except ConfigException as e:
         # The loader's messages name keys and paths; scrub anything secret-shaped anyway and
         # never print more than one bounded line of it.
-        raise ClusterError("invalid kubeconfig %s: %s" % (path, _short(_scrub(str(e)))),
+        raise ClusterError("invalid kubeconfig %s: %s" % (path, _short(_scrub_config_text(str(e)))),
                            "check it with `kubectl config view`") from None
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
         # Not the exception text: for a malformed entry it can be the entry itself (a user
@@ -262,6 +263,41 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str], timeout: flo
     api = client.ApiClient(cfg)
     _mark("config", start)
     return api, namespace
+
+
+def _client_log_handler():
+    import logging
+
+    class Handler(logging.Handler):
+        """Where the client's own log records go (kube_config logs a failed exec plugin or a
+        malformed entry with logging.error, naming the entry by its whole dict -- a password
+        or key included).  One scrubbed, bounded `warning:` line each, on stderr."""
+
+        virtio = True
+
+        def emit(self, record) -> None:
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record: say nothing rather than crash
+                return
+            sys.stderr.write("warning: kubeconfig: %s\n" % _short(_scrub_config_text(text)))
+
+    return Handler(logging.WARNING)
+
+
+def _route_client_log() -> None:
+    import logging
+
+    root = logging.getLogger()
+    if not any(getattr(h, "virtio", False) for h in root.handlers):
+        root.addHandler(_client_log_handler())
+
+
+def _scrub_config_text(text: str) -> str:
+    """A kubeconfig loader message without the entries it quotes: the client names a node by
+    the repr of its whole parent dict (`.../{'name': 'u', 'user': {...}}/user/exec`)."""
+    text = re.sub(r"\{.*\}", "{...}", text, flags=re.S)
+    return _scrub(re.sub(r"\[.*\]", "[...]", text, flags=re.S))
 
 
 def _strip_token(cfg) -> None:
