@@ -245,7 +245,7 @@ def test_dumpxml_prints_the_live_xml(run_plugin, cluster, rendered):
     (["explain", "testvm"], "nobody", ["forbidden", "get virtualmachines.kubevirt.io"]),
     # the server's own Status message, not "HTTP 403" (the handshake error carries it last)
     (["dumpxml", "testvm"], "noexec", ["forbidden", "create pods/exec",
-                                        'User "noexec" cannot get resource "pods/exec"']),
+                                        'User "noexec" cannot create resource "pods/exec"']),
     (["explain", "Bad_Name"], "admin", ["not a valid"]),
 ])
 def test_errors(run_plugin, cluster, rendered, args, user, needles):
