@@ -109,6 +109,20 @@ def test_endless_output_is_capped(run_plugin, cluster):
     assert time.monotonic() - start < 60
 
 
+def test_endless_output_in_small_frames_is_stopped_by_the_deadline(run_plugin, cluster):
+    """Frames keep coming (16 bytes each, far below the cap within a second): the client's
+    run_forever never got back to its deadline; the watchdog does."""
+    _, pod = running(cluster)
+    cluster.exec_outcome = "endless"
+    cluster.exec_chunk_size = 16
+    start = time.monotonic()
+    r = run_plugin("dumpxml", "testvm", "--request-timeout", "1", env=cluster.env(), timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "in pod %s (container compute) did not finish within 1s" % pod in r.stderr, r.stderr
+    assert time.monotonic() - start < 30
+    clean(r)
+
+
 def test_half_a_domain_then_success_is_not_printed(run_plugin, cluster):
     xml = objects.minimal_domain_xml("default", "testvm")
     running(cluster, xml=xml[: len(xml) // 2])
