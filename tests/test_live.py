@@ -381,7 +381,7 @@ def test_slow_api_answer_times_out_naming_the_request(run_plugin, cluster, rende
 def test_exec_handshake_that_hangs_times_out(run_plugin, cluster, rendered):
     stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
     cluster.exec_handshake_delay = 20
-    r, took = timed(run_plugin, "explain", "testvm", "--request-timeout", "1", env=cluster.env())
+    r, took = timed(run_plugin, "dumpxml", "testvm", "--request-timeout", "1", env=cluster.env())
     assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
     assert "did not complete the exec WebSocket handshake (create pods/exec for pod %s in namespace default) " \
            "within 1s" % stack.pod["metadata"]["name"] in r.stderr, r.stderr
@@ -393,7 +393,9 @@ def test_exec_that_hangs_times_out(run_plugin, cluster, rendered, command):
     stack = put_running(cluster, rendered["testvm-q35-non-transitional"])
     cluster.exec_delay = 20
     r, took = timed(run_plugin, command, "testvm", "--request-timeout", "1.5", env=cluster.env())
-    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    # explain degrades to the prediction with a warning that says why; dumpxml fails
+    assert r.returncode == (0 if command == "explain" else 1), r.stderr
+    assert r.stderr.startswith("warning: " if command == "explain" else "error: "), r.stderr
     assert "`virsh -c %s dumpxml default_testvm` in pod %s (container compute) did not finish within 1.5s" % (
         NONROOT_URI, stack.pod["metadata"]["name"]) in r.stderr, r.stderr
     assert took < 10

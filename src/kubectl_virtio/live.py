@@ -45,7 +45,8 @@ def parse_ref(text: str) -> Tuple[Optional[str], str]:
 def connect(args):
     from kubectl_virtio.cluster import Cluster  # the only import of the kubernetes client
 
-    return Cluster(args.kubeconfig, args.context, getattr(args, "namespace", None), args.request_timeout)
+    return Cluster(args.kubeconfig, args.context, getattr(args, "namespace", None), args.request_timeout,
+                   debug=getattr(args, "debug", None) or None)
 
 
 def _meta(obj) -> Dict[str, Any]:
@@ -122,8 +123,12 @@ def virsh_dumpxml(cluster, ns: str, pod: str, vmi: Dict[str, Any]) -> str:
             break  # the connection worked; another URI will not find it either
     argv, res = first
     msg = (res.stderr.strip() or res.stdout.strip() or "exit status %d" % res.returncode).splitlines()
-    raise ClusterError("`%s` failed in pod %s (container %s): %s" % (" ".join(argv), pod, COMPUTE, " ".join(msg[:3])),
+    raise VirshFailed("`%s` failed in pod %s (container %s): %s" % (" ".join(argv), pod, COMPUTE, " ".join(msg[:3])),
                        "is the VM still running? `kubectl get vmi %s -n %s`" % (_meta(vmi).get("name"), ns))
+
+
+class VirshFailed(ClusterError):
+    """virsh ran and failed (its own message): unlike an exec failure, not degraded to a prediction."""
 
 
 # --- explain VM -------------------------------------------------------------------------
@@ -174,7 +179,7 @@ def _preference_text(vm) -> str:
 
 
 def explain(args, version) -> E.Explanation:
-    from kubectl_virtio.cluster import Forbidden
+    from kubectl_virtio.cluster import Forbidden, NotServed
 
     kind, name = parse_ref(args.vm)
     cluster = connect(args)
@@ -197,7 +202,7 @@ def explain(args, version) -> E.Explanation:
     def guarded_pref():
         try:
             return pref_call()
-        except Forbidden as e:  # explain without it, and say which permission is missing
+        except (Forbidden, NotServed) as e:  # explain without it, and say why
             return ("forbidden", e)
 
     results = cluster.parallel(pods_call, guarded_pref if pref_call else None)
@@ -243,7 +248,9 @@ def explain(args, version) -> E.Explanation:
             try:
                 xml = virsh_dumpxml(cluster, ns, _meta(pod)["name"], vmi)
                 dom = D.parse(xml, "the live domain XML of %s" % name)
-            except Forbidden as e:
+            except VirshFailed:
+                raise
+            except ClusterError as e:  # any exec failure: the prediction, and why the live XML is missing
                 findings.append(E.Finding("warning", "no live XML: %s (%s); showing the prediction" % (e.message, e.hint)))
                 print("warning: cannot exec into %s: %s" % (_meta(pod)["name"], e.message), file=sys.stderr)
     conds = _status(vm).get("conditions") or []
@@ -321,8 +328,24 @@ def dumpxml(args) -> int:
                            "`kubectl get pod %s -n %s` shows why" % (_meta(pod).get("name"), ns))
     for f in findings:
         print("%s: %s" % (f.severity, f.message), file=sys.stderr)
-    sys.stdout.write(virsh_dumpxml(cluster, ns, _meta(pod)["name"], vmi))
+    xml = virsh_dumpxml(cluster, ns, _meta(pod)["name"], vmi)
+    _check_whole_xml(xml, "`virsh dumpxml` in pod %s" % _meta(pod)["name"])
+    sys.stdout.write(xml)
     return 0
+
+
+def _check_whole_xml(text: str, what: str) -> None:
+    """Half a domain (an exec cut short that still ended in Success) is an error, never
+    printed: the text must parse as one whole XML document (bounded parser: no DTD, no
+    entities, no network, lxml's default depth limit)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        etree.fromstring(text.encode("utf-8"), parser)
+    except etree.XMLSyntaxError as e:
+        raise ClusterError("%s did not return a whole domain XML (%s)" % (what, str(e)[:200]),
+                           "try again; if it persists, check the pod's compute container") from None
 
 
 # --- list -------------------------------------------------------------------------------
