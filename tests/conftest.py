@@ -33,9 +33,31 @@ def plugin_path():
     return plugin_executable()
 
 
+# Every plugin run of the session through run_plugin: (test id, args, stdout, stderr).  At the
+# end, none may contain a planted secret (tests/apiserver/kubeconfig.py PLANTED).
+PLUGIN_OUTPUTS = []
+
+
+def planted_secret_leaks(records, marker):
+    """The records (test id, args, stdout, stderr) whose output shows the marker."""
+    return [(test, args) for test, args, out, err in records if marker in (out or "") or marker in (err or "")]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_planted_secret_in_any_output():
+    """Session check: no stdout/stderr of any plugin run (--debug runs and error paths
+    included) carries a token, password or client key the suite planted."""
+    from apiserver.kubeconfig import PLANTED
+
+    yield
+    leaks = planted_secret_leaks(PLUGIN_OUTPUTS, PLANTED)
+    assert not leaks, "a planted secret reached the output of: %r" % leaks[:5]
+
+
 @pytest.fixture
-def run_plugin(plugin_path, tmp_path):
-    """Run the installed `kubectl-virtio` as a subprocess; returns CompletedProcess."""
+def run_plugin(plugin_path, tmp_path, request):
+    """Run the installed `kubectl-virtio` as a subprocess; returns CompletedProcess.  Its
+    output is recorded for the session's planted-secret check."""
 
     def run(*args, stdin=None, env=None, timeout=60):
         e = {k: v for k, v in os.environ.items() if not k.startswith("KUBECONFIG")}
@@ -43,8 +65,10 @@ def run_plugin(plugin_path, tmp_path):
         e["NO_COLOR"] = "1"
         if env:
             e.update(env)
-        return subprocess.run([plugin_path, *map(str, args)], input=stdin, capture_output=True,
-                              text=True, env=e, timeout=timeout)
+        r = subprocess.run([plugin_path, *map(str, args)], input=stdin, capture_output=True,
+                           text=True, env=e, timeout=timeout)
+        PLUGIN_OUTPUTS.append((request.node.nodeid, tuple(map(str, args)), r.stdout, r.stderr))
+        return r
 
     return run
 from apiserver.pytest_plugin import *  # noqa: F401,F403

@@ -408,7 +408,7 @@ def test_request_log_counts(cluster):
     log = cluster.request_log()
     assert [(r.method, r.verb, r.resource, r.user, r.status) for r in log] == [
         ("GET", "get", "virtualmachines", "admin", 200), ("GET", "list", "pods", "admin", 200),
-        ("GET", "create", "pods/exec", "admin", 101)]
+        ("GET", "get", "pods/exec", "admin", 101)]
     assert cluster.api_request_count() == 3 and sum(r.is_exec for r in log) == 1
     assert log[1].query == "labelSelector=kubevirt.io%3Dvirt-launcher"
 

@@ -68,18 +68,87 @@ def test_ccw_and_old_machine_types():
     assert by["a"].variant == "ccw" and by["b"].variant == "invalid-on-ccw"
 
 
+@pytest.mark.parametrize("fragment", [False, True])
 @pytest.mark.parametrize("text,message", [
     ("<!DOCTYPE domain [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><domain><name>&x;</name></domain>", "DOCTYPE"),
     ("<?xml version='1.0'?>\n<!DOCTYPE domain>\n<domain/>", "DOCTYPE"),
-    ("<domain><name>a</name>", "not XML"),
-    ("hello world, this is not xml", "not XML"),
+    ("<domain><name>a</name>", "not a whole domain XML"),
     ("", "empty"),
     ("<pod><x/></pod>", "root element <pod>"),
 ])
-def test_bad_input_is_refused_with_a_clear_message(text, message):
+def test_bad_input_is_refused_with_a_clear_message(text, message, fragment):
     with pytest.raises(InputError) as e:
-        domain.parse(text, "dump.xml")
+        domain.parse(text, "dump.xml", fragment=fragment)
     assert message in e.value.message and "dump.xml" in e.value.message
+
+
+def test_text_that_is_not_xml():
+    with pytest.raises(InputError) as e:
+        domain.parse("hello world, this is not xml", "dump.xml", fragment=True)
+    assert "not a domain XML and has no device element lines" in e.value.message
+    with pytest.raises(InputError) as e:
+        domain.parse("hello world, this is not xml", "the live domain XML of vm1")
+    assert "the live domain XML of vm1 is not a domain XML" in e.value.message
+
+
+def test_a_truncated_or_garbled_whole_document_is_an_error_not_a_partial_answer():
+    whole = SMALL
+    for cut in (len(whole) // 3, len(whole) // 2, len(whole) - 12):
+        for fragment in (False, True):
+            with pytest.raises(InputError) as e:
+                domain.parse(whole[:cut], "dump.xml", fragment=fragment)
+            assert e.value.message.startswith("dump.xml is not a whole domain XML:")
+            assert "truncated or garbled" in e.value.message
+    garbled = whole.replace("</disk>", "</dsk>", 1)
+    with pytest.raises(InputError) as e:
+        domain.parse("<?xml version='1.0'?>\n<!-- saved -->\n" + garbled, "dump.xml", fragment=True)
+    assert "not a whole domain XML" in e.value.message
+
+
+def test_live_xml_is_never_read_leniently():
+    # the live path (fragment=False) refuses what a file may hold as a pasted fragment
+    for text in (GREP, "<disk type='file' device='disk' model='virtio'><target dev='vda' bus='virtio'/></disk>"):
+        assert domain.parse(text, "f", fragment=True).partial
+        with pytest.raises(InputError):
+            domain.parse(text, "the live domain XML of vm1")
+    assert not domain.parse(SMALL).partial
+
+
+def test_xml_depth_and_element_count_are_bounded():
+    deep = "<domain>" + "<a>" * 100_000 + "</a>" * 100_000 + "</domain>"
+    with pytest.raises(InputError) as e:
+        domain.parse(deep, "deep.xml")
+    assert "deep.xml" in e.value.message and len(e.value.message) < 300
+    many = "<domain><devices>" + "<a/>" * (domain.MAX_ELEMENTS + 1) + "</devices></domain>"
+    with pytest.raises(InputError) as e:
+        domain.parse(many, "many.xml")
+    assert "more than %d elements" % domain.MAX_ELEMENTS in e.value.message
+
+
+def test_the_line_reader_output_is_bounded():
+    # 8 MB of <disk> lines: refused at a bound, not read into a million devices
+    with pytest.raises(InputError) as e:
+        domain.parse("<disk>\n" * (domain.MAX_BYTES // 8), "grep.txt", fragment=True)
+    assert e.value.message.startswith("grep.txt has more than")
+    with pytest.raises(InputError) as e:
+        domain.parse("<disk>\n" * (domain.MAX_FRAGMENT_DEVICES + 1), "grep.txt", fragment=True)
+    assert "more than %d device lines" % domain.MAX_FRAGMENT_DEVICES in e.value.message
+    with pytest.raises(InputError) as e:
+        domain.parse("<disk model='virtio'>\n" + "<target dev='a'/>\n" * (domain.MAX_FRAGMENT_LINES + 1),
+                     "grep.txt", fragment=True)
+    assert "more than %d lines" % domain.MAX_FRAGMENT_LINES in e.value.message
+    # many child lines under one device are read into a bounded element
+    dom = domain.parse("<disk model='virtio'>\n" + "<target dev='vda' bus='virtio'/>\n" * 5000, "g", fragment=True)
+    assert len(dom.devices) == 1 and dom.devices[0].target == "vda"
+
+
+def test_errors_do_not_echo_unbounded_input():
+    long_tag = "x" * 100_000
+    for text in ("<%s/>" % long_tag, "<domain><%s></domain>" % long_tag, "<domain " + long_tag):
+        for fragment in (False, True):
+            with pytest.raises(InputError) as e:
+                domain.parse(text, "dump.xml", fragment=fragment)
+            assert len(e.value.message) < 400 and len(e.value.hint) < 400
 
 
 def test_billion_laughs_is_refused_fast():
@@ -106,7 +175,7 @@ GREP = """    <disk type='file' device='disk' model='virtio-non-transitional'>
 
 
 def test_grep_output_is_read_leniently():
-    dom = domain.parse(GREP)
+    dom = domain.parse(GREP, fragment=True)
     assert dom.partial
     kinds = [(d.kind, d.model) for d in dom.devices]
     assert kinds == [("disk", "virtio-non-transitional"), ("disk", "virtio-non-transitional"),
@@ -117,13 +186,14 @@ def test_grep_output_is_read_leniently():
 
 
 def test_grep_n_prefixes_and_entities_in_fragments():
-    dom = domain.parse("12:    <rng model='virtio-transitional'>\n13:      <backend model='random'>x</backend>\n")
+    dom = domain.parse("12:    <rng model='virtio-transitional'>\n13:      <backend model='random'>x</backend>\n",
+                       fragment=True)
     assert [(d.kind, d.model) for d in dom.devices] == [("rng", "virtio-transitional")]
     with pytest.raises(InputError):
-        domain.parse("<!ENTITY x 'y'>\n<disk model='virtio'>")
+        domain.parse("<!ENTITY x 'y'>\n<disk model='virtio'>", fragment=True)
 
 
 def test_single_device_element():
     dom = domain.parse("<disk type='file' device='disk' model='virtio-transitional'>"
-                       "<target dev='vda' bus='virtio'/><alias name='ua-root'/></disk>")
+                       "<target dev='vda' bus='virtio'/><alias name='ua-root'/></disk>", fragment=True)
     assert dom.partial and dom.devices[0].name == "root" and dom.devices[0].variant == "transitional"

@@ -315,7 +315,7 @@ def test_device_the_template_dropped_is_drift_with_nothing_expected():
 def test_s390x_fragment_without_addresses_is_ccw():
     frag = ("<type arch='s390x' machine='s390-ccw-virtio-rhel9.2.0'>hvm</type>\n"
             "<disk type='file' device='disk' model='virtio'>\n<target dev='vda' bus='virtio'/>\n")
-    dom = domain.parse(frag)
+    dom = domain.parse(frag, fragment=True)
     assert dom.partial and [d.variant for d in dom.devices] == ["ccw"]
 
 
@@ -341,3 +341,162 @@ def test_an_unread_preference_makes_the_origin_unknown_and_the_verdict_says_assu
     exp = explain.explain(spec.select([vm_with({"useVirtioTransitional": False})]), domain.parse(dumpxml(NT)),
                           preference_unread=True)
     assert exp.origin == "vm"
+
+
+# --- Classifying a live device with no manifest (explain.classify -> the rules' `seen`) ----
+
+from kubectl_virtio import domain as _D  # noqa: E402
+from kubectl_virtio import explain as E  # noqa: E402
+from kubectl_virtio import rules as R  # noqa: E402
+from kubectl_virtio import versions as _V  # noqa: E402
+
+
+def _dev(kind, **kw):
+    return _D.Device(kind=kind, name=kw.pop("name", kind + "0"), **kw)
+
+
+CLASSIFIED = [
+    # (device, release, rule)
+    (_dev("controller", type="virtio-serial"), "v1.9.0", "controller.virtio-serial.libvirt"),
+    (_dev("controller", type="virtio-serial"), "v0.36.0", "controller.virtio-serial.no-flag"),
+    (_dev("controller", type="virtio-serial", model="virtio-transitional"), "v1.9.0", "controller.virtio-serial"),
+    # converter/converter.go @v0.36.1 hard-codes virtio-scsi; @v0.36.2 translates it
+    (_dev("controller", type="scsi", model="virtio-scsi"), "v0.36.1", "controller.scsi.legacy"),
+    (_dev("controller", type="scsi", model="virtio-non-transitional"), "v0.36.2", "controller.scsi"),
+    (_dev("controller", type="usb", model="qemu-xhci"), "v1.9.0", "controller.usb.xhci"),
+    (_dev("controller", type="pcie-root-port", index=1), "v1.9.0", "libvirt.pci"),
+    (_dev("input", type="tablet", bus="virtio", alias="ua-tab"), "v0.36.0", "input.virtio"),
+    (_dev("input", type="keyboard", bus="virtio"), "v1.9.0", "input.s390x-keyboard"),
+    (_dev("input", type="mouse", bus="ps2"), "v1.9.0", "libvirt.ps2"),
+    (_dev("video", model="bochs"), "v1.1.0", "video.efi"),
+    (_dev("video", model="vga"), "v1.0.1", "video.default"),
+    (_dev("video", model="cirrus"), "v1.6.0", "video.type"),
+    (_dev("tpm", model="tpm-crb"), "v1.9.0", "tpm.persistent"),
+    (_dev("tpm", model="tpm-tis"), "v1.9.0", "tpm"),
+    (_dev("vsock", model="virtio-transitional"), "v0.59.0", "vsock.translated"),
+    (_dev("hostdev", alias="ua-sriov-net1", name="net1"), "v1.9.0", "interface.sriov"),
+    (_dev("interface", model="e1000"), "v1.9.0", "interface.emulated"),
+    (_dev("disk", device="disk", bus="virtio", model="virtio-non-transitional"), "v1.9.0", "disk.virtio"),
+    (_dev("disk", device="disk", bus="virtio"), "v0.37.1", "disk.virtio.no-flag"),
+    (_dev("memballoon", model="virtio"), "v0.37.3", "memballoon.legacy"),
+    (_dev("memballoon", model="none"), "v1.9.0", "memballoon.none"),
+]
+
+
+@pytest.mark.parametrize("dev,version,rule_id", CLASSIFIED, ids=[c[2] + "@" + c[1] for c in CLASSIFIED])
+def test_classify_by_the_rules_seen_condition(dev, version, rule_id):
+    v = _V.parse(version)
+    r = E.classify(dev, v)
+    assert r.id == rule_id and r.holds_for(v)
+
+
+@pytest.mark.parametrize("version", ["v0.36.0", "v0.36.1", "v0.37.1", "v0.38.0", "v1.0.0", "v1.5.0", "v1.9.0"])
+def test_live_conditions_do_not_overlap(version):
+    """At most one holding rule (besides the libvirt.other fallback) recognises a device."""
+    v = _V.parse(version)
+    for dev, _, _ in CLASSIFIED:
+        hits = [r.id for r in R.RULES if r.seen is not None and r.holds_for(v) and r.seen(dev, v)
+                and r.id != "libvirt.other"]
+        assert len(hits) <= 1, (dev, hits)
+# --- Offline parity (explain -f / --dumpxml) ------------------------------------------------
+
+def all_text(exp):
+    return [exp.verdict] + [f.message for f in exp.findings] + [d.reason for d in exp.devices]
+
+
+def test_offline_unread_preference_is_assumed_and_says_how_to_pass_it():
+    obj = vm_with()
+    obj["spec"]["preference"] = {"name": "centos.6"}
+    for xml in (None, dumpxml(NT)):
+        exp = run(obj, xml)
+        assert exp.to_dict()["useVirtioTransitional"]["origin"] == "unknown"
+        assert "assumed" in exp.verdict and "VirtualMachineClusterPreference centos.6" in exp.verdict
+        assert "-f pref.yaml" in exp.verdict and "kubectl get vmcp centos.6 -o yaml" in exp.verdict
+        assert "from default" not in exp.verdict and "(= false, the default)" not in exp.verdict
+    obj["spec"]["preference"] = {"name": "legacy", "kind": "VirtualMachinePreference"}
+    exp = run(obj)
+    assert "kubectl get vmpref legacy -n default -o yaml" in exp.verdict
+    # given with -f, the preference decides and nothing is assumed
+    pref = {"apiVersion": "instancetype.kubevirt.io/v1beta1", "kind": "VirtualMachinePreference",
+            "metadata": {"name": "legacy"}, "spec": {"devices": {"preferredUseVirtioTransitional": True}}}
+    exp = explain.explain(spec.select([obj, pref]), None)
+    assert exp.origin == "preference" and "assumed" not in exp.verdict and exp.effective is True
+
+
+def test_a_domain_of_another_vm_gets_a_warning_naming_both():
+    xml = dumpxml(NT).replace("<name>default_testvm</name>", "<name>default_windows</name>")
+    warnings = [f.message for f in run(vm_with(), xml).findings if f.severity == "warning"]
+    assert any("default_windows" in w and "default/testvm" in w and "default_testvm" in w for w in warnings)
+    other_ns = dumpxml(NT).replace("<name>default_testvm</name>", "<name>prod_testvm</name>")
+    assert any("prod_testvm" in f.message for f in run(vm_with(), other_ns).findings)
+    assert not any("are they of the same VM" in f.message for f in run(vm_with(), dumpxml(NT)).findings)
+
+
+def test_a_spec_device_absent_from_the_domain_says_so_and_never_has_no_model():
+    obj = vm_with({"disks": [{"name": "containerdisk", "disk": {"bus": "virtio"}},
+                             {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
+                             {"name": "extra", "disk": {"bus": "virtio"}}]})
+    obj["spec"]["template"]["spec"]["volumes"].append({"name": "extra", "persistentVolumeClaim": {"claimName": "x"}})
+    exp = run(obj, dumpxml(NT))
+    texts = all_text(exp)
+    assert not any("has no model" in t for t in texts)
+    extra = {d.name: d for d in exp.devices}["extra"]
+    assert extra.status == "drift" and extra.model is None and "hotplug" in extra.reason
+    assert any("not in the running domain: disk extra" in f.message for f in exp.findings)
+    assert "disk extra is not in the running domain" in exp.verdict and "hotplug" in exp.verdict
+    assert exp.restart_required
+
+
+BUT_RE = __import__("re").compile(r"useVirtioTransitional[^.]*?= (true|false)[^.]*?\bbut\b[^.]*?"
+                                  r"useVirtioTransitional = (true|false)")
+
+
+@pytest.mark.parametrize("flag,model", [(None, NT), (False, NT), (True, T), (True, NT), (None, T)])
+def test_no_verdict_states_the_same_flag_value_on_both_sides_of_but(flag, model):
+    devices = {"useVirtioTransitional": flag} if flag is not None else {}
+    obj = vm_with(devices)
+    obj["spec"]["template"]["spec"]["domain"]["devices"].setdefault("disks", []).append(
+        {"name": "extra", "disk": {"bus": "virtio"}})
+    exp = run(obj, dumpxml(model))
+    for m in BUT_RE.finditer(exp.verdict):
+        assert m.group(1) != m.group(2), exp.verdict
+    assert "unset (= false, the default) asks for virtio-non-transitional, but" not in exp.verdict or model == T
+
+
+def i440fx(model):
+    """dumpxml() on an i440fx `pc` machine: every device in a conventional slot on pci-root."""
+    return (dumpxml(T).replace(T, model).replace("pc-q35-7.2", "pc-i440fx-7.2")
+            .replace("model='pcie-root'", "model='pci-root'"))
+
+
+@pytest.mark.parametrize("model,flag", [(NT, None), (T, True), (NT, True), (T, None), ("virtio", None)])
+def test_i440fx_sentences_follow_the_machine(model, flag):
+    exp = run(vm_with({"useVirtioTransitional": flag} if flag is not None else {}), i440fx(model))
+    assert exp.machine == "i440fx"
+    for text in all_text(exp):
+        assert "pcie-to-pci-bridge" not in text and "root port" not in text.lower() and "q35" not in text, text
+    assert any("pci-root" in f.message and "only the device changes" in f.message for f in exp.findings)
+
+
+def test_q35_and_arm64_virt_sentences_name_root_ports_and_the_bridge():
+    exp = run(vm_with(), dumpxml(NT))
+    assert any("on q35 libvirt moves them behind a pcie-to-pci-bridge" in f.message for f in exp.findings)
+    assert "PCIe root port" in exp.verdict
+    arm = run(vm_with(template_extra={"architecture": "arm64"}))
+    assert arm.arch == "arm64" and arm.machine is None
+    texts = all_text(arm)
+    assert any("on arm64 virt (KubeVirt's default machine type) libvirt moves them behind a pcie-to-pci-bridge"
+               in t for t in texts)
+    assert not any("q35" in t or "pci-root" in t for t in texts)
+    # an amd64 prediction without a machine type follows KubeVirt's default, q35, and says it is assumed
+    assert any("on q35 (KubeVirt's default machine type)" in t for t in all_text(run(vm_with())))
+    pc = vm_with(template_extra={"domain": dict(vm_with()["spec"]["template"]["spec"]["domain"],
+                                                machine={"type": "pc-i440fx-7.2"})})
+    assert not any("bridge" in t or "root port" in t for t in all_text(run(pc)))
+
+
+def test_s390x_sentences_are_ccw_without_pci():
+    exp = run(vm_with(template_extra={"architecture": "s390x"}))
+    for text in all_text(exp):
+        assert "pcie" not in text.lower() and "pci-root" not in text and "root port" not in text, text
+    assert any("ccw" in d.reason for d in exp.devices if d.virtio)

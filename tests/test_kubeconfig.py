@@ -61,7 +61,7 @@ def test_exec_credential_plugin(run_plugin, cluster, tmp_path):
     put_vm(cluster)
     helper = tmp_path / "credential-helper"
     helper.write_text("#!%s\nimport json\nprint(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1', "
-                      "'kind': 'ExecCredential', 'status': {'token': 'admin-token'}}))\n" % sys.executable)
+                      "'kind': 'ExecCredential', 'status': {'token': %r}}))\n" % (sys.executable, cluster.token("admin")))
     helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
     path = cluster.kubeconfig_with_exec_user(str(helper))
     r = run_plugin("explain", "testvm", "-o", "json", "--kubeconfig", str(path), env=cluster.env())

@@ -389,6 +389,8 @@ def test_exec_handshake_that_hangs_times_out(run_plugin, cluster, rendered):
     doc = json.loads(r.stdout)
     assert statuses(doc)[("disk", "containerdisk")]["status"] == "predicted"
     assert any("WebSocket handshake" in f["message"] for f in doc["findings"])
+    r, took = timed(run_plugin, "dumpxml", "testvm", "--request-timeout", "1", env=cluster.env())
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
     assert "did not complete the exec WebSocket handshake (create pods/exec for pod %s in namespace default) " \
            "within 1s" % stack.pod["metadata"]["name"] in r.stderr, r.stderr
     assert took < 10
@@ -403,6 +405,9 @@ def test_exec_that_hangs_times_out(run_plugin, cluster, rendered, command):
         assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
     else:  # explain: the prediction, with a warning that names what did not finish
         assert r.returncode == 0 and r.stderr.startswith("warning: ") and "predicted" in r.stdout, r.stderr
+    # explain degrades to the prediction with a warning that says why; dumpxml fails
+    assert r.returncode == (0 if command == "explain" else 1), r.stderr
+    assert r.stderr.startswith("warning: " if command == "explain" else "error: "), r.stderr
     assert "`virsh -c %s dumpxml default_testvm` in pod %s (container compute) did not finish within 1.5s" % (
         NONROOT_URI, stack.pod["metadata"]["name"]) in r.stderr, r.stderr
     assert took < 10

@@ -44,30 +44,15 @@ class TableOptions(Options):
     def run(self, cluster, streams: Streams) -> int:
         from kubectl_virtio import render, rules, versions
 
-        version = self.version or versions.NEWEST
+        version, warning = versions.rules_release(self.version or versions.NEWEST)
         arch = rules.effective_arch(self.arch, version)
-        rows = []
-        for r in rules.RULES:
-            if not self.all and not r.holds_for(version):
-                continue
-            rows.append({"id": r.id, "kind": r.kind, "condition": r.condition,
-                         "whenFalse": r.model(False, arch), "whenTrue": r.model(True, arch),
-                         "models": {a: {"false": r.models[a][0], "true": r.models[a][1]} for a in rules.ARCHES},
-                         "flagDriven": r.flag_driven, "virtio": r.virtio, "addedBy": r.added_by,
-                         "qemuDevice": r.qemu, "source": r.source, "versions": versions.describe(r.spans),
-                         "reason": r.reason,
-                         "libvirt": {"false": rules.consequence(r, False, arch),
-                                     "true": rules.consequence(r, True, arch)}})
+        rows = rules.table_rows(version, arch, self.all)
         meta = {"kind": "VirtioTranslateTable", "arch": self.arch, "converterArch": arch,
                 "kubevirtVersion": versions.show(version), "field": "spec.domain.devices.useVirtioTransitional"}
-        warnings = []
-        if versions.newer_than_known(version):
-            warnings.append("KubeVirt %s is newer than %s, the newest release these rules were checked against: "
-                            "rows that changed since are not known" % (versions.show(version),
-                                                                       versions.show(versions.NEWEST)))
+        warnings = [warning] if warning else []
         if arch != self.arch:
-            warnings.append("KubeVirt %s has no s390x converter; these are the amd64 rules it falls back to"
-                            % versions.show(version))
+            warnings.append("KubeVirt %s has no %s converter; these are the amd64 rules it falls back to"
+                            % (versions.show(version), self.arch))
         render.emit(streams.out, render.translate_table(rows, meta, self.output))
         render.warnings(streams.err, warnings)
         return 0
@@ -175,15 +160,12 @@ class ExplainOptions(Options):
         dom = None
         if self.dumpxml:
             src = "stdin" if self.dumpxml == "-" else self.dumpxml
-            dom = domain.parse(_read_source(self.dumpxml, "dumpxml", stdin_used), src)
-        version = self.version or versions.NEWEST
+            dom = domain.parse(_read_source(self.dumpxml, "dumpxml", stdin_used), src, fragment=True)
+        version, warning = versions.rules_release(self.version or versions.NEWEST)
         exp = explain.explain(vm, dom, arch=self.arch, version=version, guest_os=self.guest_os)
         exp.kubevirt_version_source = "flag" if self.version else "newest-known"
-        if versions.newer_than_known(version):
-            exp.findings.append(explain.Finding(
-                "warning", "KubeVirt %s is newer than %s, the newest release these rules were checked against: "
-                           "models of devices changed since may be misexplained"
-                           % (versions.show(version), versions.show(versions.NEWEST))))
+        if warning:
+            exp.findings.append(explain.Finding("warning", warning))
         return exp
 
 
@@ -259,7 +241,8 @@ def connect(flags: ClusterFlags):
     from kubectl_virtio import validate
     from kubectl_virtio.cluster import Cluster
 
-    cluster = Cluster(flags.kubeconfig, flags.context, flags.namespace, flags.request_timeout)
+    cluster = Cluster(flags.kubeconfig, flags.context, flags.namespace, flags.request_timeout,
+                      debug=flags.debug or None)
     if not flags.namespace:
         validate.namespace(cluster.namespace, "the kubeconfig context's namespace")
     return cluster

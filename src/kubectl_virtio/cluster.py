@@ -3,12 +3,20 @@
 Everything goes through the official client's generic `ApiClient.call_api` with raw JSON
 (`_preload_content=False`): KubeVirt objects are custom resources anyway, and skipping the
 typed APIs and model deserialisation is what keeps a live command fast (see bench/explain).
-Pod exec uses the client's own WebSocket stream (v5 and v4 channel protocols).
+Pod exec opens the client's own WebSocket (v5 and v4 channel protocols) and reads the frames
+itself, as bytes, with a deadline and a size cap (docs/cluster.md, "Exec").
 
-Timeouts: `--request-timeout` bounds every REST request (urllib3's total timeout, no retry
-that would double it), the exec WebSocket handshake and the exec itself; exec has a default
-(EXEC_TIMEOUT) because `virsh` can hang on a stuck virtqemud.  KUBECTL_VIRTIO_TIMINGS=1
-prints where the time went on stderr at exit (bench/explain reads it).
+Bounds (docs/cluster.md, "Timeouts, caps and retries"); nothing waits without one:
+  REST request   --request-timeout, else REQUEST_TIMEOUT (60 s): connect, TLS handshake,
+                 headers and the whole body (a body that trickles in is cut at the deadline)
+  exec           --request-timeout, else EXEC_TIMEOUT (30 s): handshake and command together;
+                 stdout+stderr capped at EXEC_OUTPUT_CAP (8 MiB), the status at 64 KiB
+  retries        GET only, on 429/503: at most READ_RETRIES (3), each wait at most
+                 RETRY_AFTER_MAX (10 s, and never past the request timeout); never for writes
+Path segments (namespace, name) are always percent-quoted: no value can change which object
+a request goes to.  KUBECTL_VIRTIO_DEBUG=1 (or Cluster(debug=True), which --debug sets)
+logs each request on stderr: method, path, status, time -- never a header, token or body.
+KUBECTL_VIRTIO_TIMINGS=1 prints where the time went on stderr at exit (bench/explain reads it).
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import quote
 
 from kubectl_virtio.errors import ClusterError
 
@@ -28,6 +37,13 @@ SUBRESOURCES = ("subresources.kubevirt.io", "v1")
 INSTANCETYPE = ("instancetype.kubevirt.io", "v1beta1")
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 EXEC_TIMEOUT = 30.0  # seconds, for the exec when --request-timeout is not given
+REQUEST_TIMEOUT = 60.0  # seconds, for one REST request when --request-timeout is not given
+# stdout+stderr of one exec: the largest real domain XML is a few hundred KiB (a VM with
+# hundreds of disks and NICs); 8 MiB is ample room and still bounds a command that never ends.
+EXEC_OUTPUT_CAP = 8 * 1024 * 1024
+EXEC_STATUS_CAP = 64 * 1024  # a metav1.Status is a few hundred bytes
+READ_RETRIES = 3  # GET retries on 429/503
+RETRY_AFTER_MAX = 10.0  # seconds: the longest Retry-After honoured (and the backoff cap)
 
 
 # --- Importing the client -------------------------------------------------------------------
@@ -198,7 +214,12 @@ class ExecResult:
 
 
 class NotFound(ClusterError):
-    pass
+    """The object does not exist (a 404 Status about that object)."""
+
+
+class NotServed(ClusterError):
+    """The server does not serve the API group/version at all (a 404 that is not a Status
+    about the object: `404 page not found`, text/plain, from the server's fallback handler)."""
 
 
 class Forbidden(ClusterError):
@@ -213,7 +234,17 @@ class Timeout(ClusterError):
     pass
 
 
-def _load_client(kubeconfig: Optional[str], context: Optional[str]):
+class BadResponse(ClusterError):
+    """A 2xx answer that is not the JSON object asked for (HTML, truncated, wrong shape)."""
+
+
+class ExecError(ClusterError):
+    """The exec did not give a usable result: the kubelet could not run the command (a
+    Status other than Success/NonZeroExitCode), the stream ended without a status, or the
+    output went past EXEC_OUTPUT_CAP."""
+
+
+def _load_client(kubeconfig: Optional[str], context: Optional[str], timeout: float = REQUEST_TIMEOUT):
     """ApiClient and default namespace, as kubectl resolves them: --kubeconfig, else
     $KUBECONFIG (a list), else ~/.kube/config, else the in-cluster service account."""
     start = time.perf_counter()
@@ -223,6 +254,7 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str]):
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    _route_client_log()
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     paths = [p for p in path.split(os.pathsep) if p]
     if kubeconfig and not os.path.exists(kubeconfig):
@@ -250,47 +282,230 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str]):
             raise ClusterError("no kubeconfig found (%s) and not running in a cluster" % path,
                                "pass --kubeconfig, set KUBECONFIG, or run `kubectl config view` to check")
     except ConfigException as e:
-        raise ClusterError("invalid kubeconfig: %s" % e) from None
-    except (ValueError, KeyError, TypeError, OSError) as e:
-        raise ClusterError("cannot load kubeconfig %s: %s" % (path, e)) from None
-    # No urllib3 retries: a refused connection fails at once, and a timeout is not silently
-    # doubled (kubectl does not retry either).
-    cfg.retries = 0
+        # The loader's messages name keys and paths; scrub anything secret-shaped anyway and
+        # never print more than one bounded line of it.
+        raise ClusterError("invalid kubeconfig %s: %s" % (path, _short(_scrub_config_text(str(e)))),
+                           "check it with `kubectl config view`") from None
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+        # Not the exception text: for a malformed entry it can be the entry itself (a user
+        # dict with its token, password or client key).
+        raise ClusterError("cannot load kubeconfig %s: an entry has the wrong shape (%s)" % (path, type(e).__name__),
+                           "check it with `kubectl config view`") from None
+    _strip_token(cfg)
+    if not cfg.verify_ssl:
+        # urllib3 warns on every request; kubectl says nothing per request.  One line, once.
+        import warnings
+
+        import urllib3
+
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        print("warning: insecure-skip-tls-verify is set: the API server's certificate is not verified",
+              file=sys.stderr)
+    cfg.retries = _read_retry(timeout)  # read by the client when it builds its connection pool
     api = client.ApiClient(cfg)
     _mark("config", start)
     return api, namespace
 
 
+def _client_log_handler():
+    import logging
+
+    class Handler(logging.Handler):
+        """Where the client's own log records go (kube_config logs a failed exec plugin or a
+        malformed entry with logging.error, naming the entry by its whole dict -- a password
+        or key included).  One scrubbed, bounded `warning:` line each, on stderr."""
+
+        virtio = True
+
+        def emit(self, record) -> None:
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record: say nothing rather than crash
+                return
+            sys.stderr.write("warning: kubeconfig: %s\n" % _short(_scrub_config_text(text)))
+
+    return Handler(logging.WARNING)
+
+
+def _route_client_log() -> None:
+    import logging
+
+    root = logging.getLogger()
+    if not any(getattr(h, "virtio", False) for h in root.handlers):
+        root.addHandler(_client_log_handler())
+
+
+def _scrub_config_text(text: str) -> str:
+    """A kubeconfig loader message without the entries it quotes: the client names a node by
+    the repr of its whole parent dict (`.../{'name': 'u', 'user': {...}}/user/exec`)."""
+    text = re.sub(r"\{.*\}", "{...}", text, flags=re.S)
+    return _scrub(re.sub(r"\[.*\]", "[...]", text, flags=re.S))
+
+
+def _strip_token(cfg) -> None:
+    """A token ending in a newline (a tokenFile written by `echo`, a YAML block scalar) is
+    trimmed, as kubectl does (client-go transport: strings.TrimSpace on the token); a
+    refresh hook (exec plugins, in-cluster token rotation) gets the same treatment."""
+    def strip() -> None:
+        for key, value in list((cfg.api_key or {}).items()):
+            if isinstance(value, str) and value != value.strip():
+                cfg.api_key[key] = value.strip()
+
+    strip()
+    hook = cfg.refresh_api_key_hook
+    if hook is not None:
+        def refresh(conf):
+            hook(conf)
+            strip()
+
+        cfg.refresh_api_key_hook = refresh
+
+
+def _read_retry(timeout: float):
+    """urllib3's own Retry for idempotent reads: GET only, on 429 and 503, Retry-After
+    honoured but capped, exponential backoff otherwise; nothing else is retried (a refused
+    connection or a timeout fails at once, so a timeout is never silently multiplied, and a
+    write whose outcome is unknown is never repeated)."""
+    from urllib3.util.retry import Retry
+
+    cap = max(1, int(min(RETRY_AFTER_MAX, timeout)))
+    return Retry(total=READ_RETRIES, connect=0, read=0, redirect=0, other=0, status=READ_RETRIES,
+                 status_forcelist=(429, 503), allowed_methods=frozenset({"GET"}), backoff_factor=0.5,
+                 backoff_max=cap, retry_after_max=cap, respect_retry_after_header=True, raise_on_status=False)
+
+
+_SECRET_SHAPES = (re.compile(r"(?i)\b(bearer|basic)\s+\S+"),
+                  re.compile(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", re.S),
+                  re.compile(r"(?i)(\"?(token|password|client-key-data|client-key|id-token|refresh-token|"
+                             r"access-token)\"?\s*[:=]\s*)\S+"))
+
+
+def _scrub(text: str, secrets=()) -> str:
+    """`text` with the given secret values and anything shaped like a credential (an
+    Authorization value, a PEM block, `token: ...`) replaced by [redacted]."""
+    for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(s, "[redacted]")
+    text = _SECRET_SHAPES[0].sub(lambda m: m.group(1) + " [redacted]", text)
+    text = _SECRET_SHAPES[1].sub("[redacted]", text)
+    return _SECRET_SHAPES[2].sub(lambda m: m.group(1) + "[redacted]", text)
+
+
+def _quote(segment: str) -> str:
+    """One URL path segment, percent-quoted with nothing left safe: '/', '?', '#', '..'
+    or '%' in a namespace or name cannot reach another path or the query."""
+    text = quote(str(segment), safe="")
+    return text if text not in (".", "..") else text.replace(".", "%2E")
+
+
+_LOG_LOCK = threading.Lock()
+
+
 class Cluster:
-    def __init__(self, kubeconfig=None, context=None, namespace=None, request_timeout=None):
-        self.api, default_ns = _load_client(kubeconfig, context)
+    def __init__(self, kubeconfig=None, context=None, namespace=None, request_timeout=None, debug=None):
+        """`request_timeout` (seconds; None/0 = the defaults) bounds each REST request and
+        each exec; `debug` (default: $KUBECTL_VIRTIO_DEBUG) logs each request on stderr."""
+        self.timeout = float(request_timeout or REQUEST_TIMEOUT)
+        self.api, default_ns = _load_client(kubeconfig, context, self.timeout)
         self.namespace = namespace or default_ns
-        self.timeout = request_timeout or None
-        self.exec_timeout = request_timeout or EXEC_TIMEOUT
+        self.exec_timeout = float(request_timeout or EXEC_TIMEOUT)
+        self.debug = bool(os.environ.get("KUBECTL_VIRTIO_DEBUG")) if debug is None else bool(debug)
         self.server = self.api.configuration.host
 
     # -- plumbing -----------------------------------------------------------------------
+    def _secrets(self) -> List[str]:
+        """Credential values this client sends, to keep them out of every message."""
+        cfg = self.api.configuration
+        found = []
+        for value in list((cfg.api_key or {}).values()) + [cfg.password]:
+            if isinstance(value, str) and value:
+                found.append(value)
+                found.extend(value.split()[1:])  # the token of "Bearer <token>"
+        return found
+
+    def _log(self, method: str, path: str, status: Any, start: float) -> None:
+        if self.debug:  # one write a line: parallel reads must not interleave
+            line = "kubectl-virtio: %s %s -> %s (%.0f ms)\n" % (method, path, status,
+                                                               (time.perf_counter() - start) * 1000)
+            with _LOG_LOCK:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
     def _call(self, method: str, path: str, *, query=None, body=None, content_type=None,
               what: Tuple[str, str, str, Optional[str], Optional[str]] = ("", "", "", None, None)) -> Any:
         """One REST call through the client's generic request path (param_serialize for URL
         and auth, call_api for the transport), raw JSON in and out. `what` = (verb, group,
-        resource, namespace, name) for error messages."""
+        resource, namespace, name) for error messages.  The whole call -- connect, TLS,
+        headers, body -- ends by the deadline: a watchdog shuts the response down when the
+        body is still arriving then."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         start = time.perf_counter()
+        deadline = time.monotonic() + self.timeout
+        status: Any = "-"
         try:
-            req = self.api.param_serialize(method, path, query_params=list(query or []), header_params=headers,
-                                           body=body, auth_settings=["BearerToken"])
-            resp = self.api.call_api(*req, _request_timeout=self.timeout)
-            data = resp.read()
-        except Exception as e:  # urllib3 and the client's transport errors: refused, TLS, timeout, DNS
-            raise self._transport_error(e, what) from None
+            try:
+                req = self.api.param_serialize(method, path, query_params=list(query or []), header_params=headers,
+                                               body=body, auth_settings=["BearerToken"])
+                _strip_headers(req[2])
+                resp = self.api.call_api(*req, _request_timeout=self.timeout)
+                status = resp.status
+                data = self._read_body(resp.response, deadline, what)
+            except ClusterError:
+                raise
+            except Exception as e:  # urllib3 and the client's transport errors: refused, TLS, timeout, DNS
+                raise self._transport_error(e, what) from None
         finally:
             _mark("api", start)
+            self._log(method, path, status, start)
         if not 200 <= resp.status < 300:
-            raise self._api_error(_Failed(resp.status, data, getattr(resp, "reason", "")), what)
-        return json.loads(data) if data else {}
+            raise self._api_error(_Failed(resp.status, data, getattr(resp, "reason", ""),
+                                          resp.getheader("Content-Type") or ""), what)
+        if not data:
+            return {}
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            doc = None
+        if not isinstance(doc, dict):
+            kind = "HTML" if data.lstrip()[:1] == b"<" else "not a JSON object (truncated or malformed)"
+            raise BadResponse("the API server %s answered %s with %s" % (self.server, _request_text(what), kind),
+                              "is the kubeconfig's server URL the API server (not a proxy or a login page)?")
+        return doc
+
+    def _read_body(self, raw, deadline: float, what) -> bytes:
+        """The body, read by pieces until the deadline; a watchdog cuts a read that is
+        waiting when the deadline passes (urllib3's read timeout is per socket read, so a
+        body trickling in a byte at a time would never trip it)."""
+        expired = threading.Event()
+
+        def cut():
+            expired.set()
+            raw.shutdown()
+
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+        watchdog.daemon = True
+        watchdog.start()
+        parts = []
+        try:
+            while True:
+                try:
+                    piece = raw.read1(65536)
+                except Exception:
+                    if expired.is_set():
+                        break
+                    raise
+                if not piece or expired.is_set():
+                    break
+                parts.append(piece)
+        finally:
+            watchdog.cancel()
+            raw.release_conn() if not expired.is_set() else raw.close()
+        if expired.is_set():
+            raise Timeout("the API server %s did not finish answering %s within %gs" % (
+                self.server, _request_text(what), self.timeout),
+                "raise --request-timeout, or check the API server and the network")
+        return b"".join(parts)
 
     def _api_error(self, e, what) -> ClusterError:
         verb, group, resource, ns, name = what
@@ -298,29 +513,60 @@ class Cluster:
         try:
             status = json.loads(e.body) if e.body else {}
             status = status if isinstance(status, dict) else {}
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             pass
         message = status.get("message") or e.reason or ""
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
+        message = _short(_scrub(str(message), self._secrets()))
         full = "%s.%s" % (resource, group) if group else resource
+        where = " in namespace %s" % ns if ns else ""
         if e.status == 0:
             return self._transport_error(e, what)
         if e.status == 401:
             return ClusterError("the API server %s rejected the credentials (401 Unauthorized)" % self.server,
                                 "log in again or check the user of the current context in the kubeconfig")
         if e.status == 403:
-            where = " in namespace %s" % ns if ns else ""
-            return Forbidden("forbidden: %s" % message,
-                             "ask for RBAC permission to %s %s%s" % (verb, full, where))
+            if resource == "pods/exec":
+                # A WebSocket exec is a GET: authorized as `get pods/exec` before Kubernetes
+                # 1.35, as `get` and `create` from 1.35 on (feature gate
+                # AuthorizePodWebsocketUpgradeCreatePermission); docs/cluster.md "RBAC".
+                return Forbidden("forbidden: %s" % message,
+                                 "ask for RBAC permission to get and create pods/exec%s (a WebSocket exec is "
+                                 "authorized as get before Kubernetes 1.35, as both from 1.35 on)" % where)
+            return Forbidden("forbidden: %s" % message, "ask for RBAC permission to %s %s%s" % (verb, full, where))
         if e.status == 404:
+            details = status.get("details") if isinstance(status.get("details"), dict) else {}
+            about_object = status.get("kind") == "Status" and status.get("reason") == "NotFound" and (
+                not name or details.get("name") == name)
+            if not about_object:
+                return self._not_served(what)
             return NotFound(message or "%s %s not found" % (full, name))
         if e.status == 409:
             return Conflict(message or "conflict")
+        if e.status in (429, 503):
+            return ClusterError("the API server %s is overloaded or unavailable (HTTP %s) for %s, also after %d "
+                                "retries: %s" % (self.server, e.status, _request_text(what), READ_RETRIES
+                                                 if verb in ("get", "list") else 0, message),
+                                "try again later")
+        if not status:
+            message = "%s%s" % (e.reason or "", " (%s)" % e.content_type.split(";")[0] if e.content_type else "")
         return ClusterError("%s %s %s: %s (HTTP %s)" % (verb, full, name or "", message, e.status))
 
+    def _not_served(self, what) -> ClusterError:
+        verb, group, resource, ns, name = what
+        if group in (KUBEVIRT[0], SUBRESOURCES[0]):
+            return NotServed("the API server %s does not serve KubeVirt's API (%s/%s): is KubeVirt installed? is "
+                             "this the right context?" % (self.server, KUBEVIRT[0], KUBEVIRT[1]),
+                             "`kubectl api-resources --api-group=kubevirt.io` lists what it serves; "
+                             "`kubectl config current-context` shows the context")
+        api = "%s/%s" % (group, INSTANCETYPE[1]) if group == INSTANCETYPE[0] else (group or "v1")
+        return NotServed("the API server %s does not serve %s (%s): is KubeVirt (with instance types) installed, "
+                         "and is this the right context?" % (self.server, resource, api),
+                         "`kubectl api-resources --api-group=%s` lists what it serves" % group)
+
     def _transport_error(self, e, what=None, timeout=None) -> ClusterError:
-        text = str(getattr(e, "reason", None) or e)
+        text = _scrub(str(getattr(e, "reason", None) or e), self._secrets())
         low = text.lower()
         if "certificate" in low or "ssl" in low or "tls" in low:
             if "timed out" not in low:
@@ -337,8 +583,8 @@ class Cluster:
 
     # -- reads --------------------------------------------------------------------------
     def _kv_path(self, ns, plural, name=None, group=KUBEVIRT):
-        base = "/apis/%s/%s" % group + ("/namespaces/%s" % ns if ns else "") + "/" + plural
-        return base + ("/" + name if name else "")
+        base = "/apis/%s/%s" % group + ("/namespaces/%s" % _quote(ns) if ns else "") + "/" + plural
+        return base + ("/" + _quote(name) if name else "")
 
     def get_vm(self, ns: str, name: str) -> Optional[Dict[str, Any]]:
         return self._get_optional(self._kv_path(ns, "virtualmachines", name),
@@ -355,7 +601,7 @@ class Cluster:
             return None
 
     def get_controller_revision(self, ns: str, name: str):
-        return self._get_optional("/apis/apps/v1/namespaces/%s/controllerrevisions/%s" % (ns, name),
+        return self._get_optional("/apis/apps/v1/namespaces/%s/controllerrevisions/%s" % (_quote(ns), _quote(name)),
                                   ("get", "apps", "controllerrevisions", ns, name))
 
     def get_preference(self, ns: str, name: str, cluster_scoped: bool):
@@ -363,21 +609,32 @@ class Cluster:
         return self._get_optional(self._kv_path(None if cluster_scoped else ns, plural, name, INSTANCETYPE),
                                   ("get", INSTANCETYPE[0], plural, None if cluster_scoped else ns, name))
 
+    def _items(self, doc, what) -> List[Dict[str, Any]]:
+        items = doc.get("items")
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise BadResponse("the API server %s answered %s with a list whose items are not a list"
+                              % (self.server, _request_text(what)))
+        return items
+
     def list_vms(self, ns: Optional[str], selector: Optional[str] = None) -> List[Dict[str, Any]]:
         query = [("labelSelector", selector)] if selector else []
-        return self._call("GET", self._kv_path(ns, "virtualmachines"), query=query,
-                          what=("list", "kubevirt.io", "virtualmachines", ns, None)).get("items") or []
+        what = ("list", "kubevirt.io", "virtualmachines", ns, None)
+        return self._items(self._call("GET", self._kv_path(ns, "virtualmachines"), query=query, what=what), what)
 
     def list_vmis(self, ns: Optional[str], selector: Optional[str] = None) -> List[Dict[str, Any]]:
         query = [("labelSelector", selector)] if selector else []
-        return self._call("GET", self._kv_path(ns, "virtualmachineinstances"), query=query,
-                          what=("list", "kubevirt.io", "virtualmachineinstances", ns, None)).get("items") or []
+        what = ("list", "kubevirt.io", "virtualmachineinstances", ns, None)
+        return self._items(self._call("GET", self._kv_path(ns, "virtualmachineinstances"), query=query, what=what),
+                           what)
 
     def list_launcher_pods(self, ns: str, vmi_uid: str) -> List[Dict[str, Any]]:
         # The labels KubeVirt itself selects launcher pods by (tests/libpod GetPodByVirtualMachineInstance).
         selector = "kubevirt.io=virt-launcher,kubevirt.io/created-by=%s" % vmi_uid
-        return self._call("GET", "/api/v1/namespaces/%s/pods" % ns, query=[("labelSelector", selector)],
-                          what=("list", "", "pods", ns, None)).get("items") or []
+        what = ("list", "", "pods", ns, None)
+        return self._items(self._call("GET", "/api/v1/namespaces/%s/pods" % _quote(ns),
+                                      query=[("labelSelector", selector)], what=what), what)
 
     def parallel(self, *calls):
         """Run independent reads at once (the client's connection pool is thread-safe).
@@ -430,10 +687,13 @@ class Cluster:
 
     # -- exec ---------------------------------------------------------------------------
     def exec(self, ns: str, pod: str, container: str, argv: List[str], timeout: Optional[float] = None) -> ExecResult:
-        """Run argv (never a shell string) in a container over the client's WebSocket (v5 and v4
-        channel protocols); stdout, stderr and the exit status are kept apart (the client's
-        default call merges the two streams and drops the status).  `timeout` (default: the
-        --request-timeout, else EXEC_TIMEOUT) bounds the handshake and the command together."""
+        """Run argv (never a shell string) in a container over the client's WebSocket (v5 and
+        v4 channel protocols) and read the frames here, as bytes: stdout (1) and stderr (2)
+        are kept apart and decoded once at the end (a UTF-8 character split across frames
+        survives), the status (3) is read and mapped (docs/cluster.md "Exec").  `timeout`
+        (default: --request-timeout, else EXEC_TIMEOUT) bounds the handshake and the command
+        together; the output is capped at EXEC_OUTPUT_CAP.  A non-zero exit is a result; a
+        kubelet failure, a stream without a status or an overrun is an ExecError/Timeout."""
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream.ws_client import websocket_call
 
@@ -441,9 +701,11 @@ class Cluster:
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
                                                   ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
         what = ("create", "", "pods/exec", ns, pod)
-        _, url, headers, _, _ = self.api.param_serialize(
-            "GET", "/api/v1/namespaces/{namespace}/pods/{name}/exec", path_params={"namespace": ns, "name": pod},
-            query_params=query, header_params={"Accept": "*/*"}, auth_settings=["BearerToken"])
+        path = "/api/v1/namespaces/%s/pods/%s/exec" % (_quote(ns), _quote(pod))
+        _, url, headers, _, _ = self.api.param_serialize("GET", path, query_params=query,
+                                                         header_params={"Accept": "*/*"},
+                                                         auth_settings=["BearerToken"])
+        _strip_headers(headers)
         start = time.perf_counter()
         deadline = time.monotonic() + timeout
         # The client's WebSocket connect takes no timeout (websocket-client then blocks without
@@ -453,10 +715,12 @@ class Cluster:
         def handshake():
             try:
                 box["ws"] = websocket_call(self.api.configuration, "GET", url, headers=headers,
-                                           _preload_content=False)
+                                           _preload_content=False, binary=True)
             except BaseException as e:  # noqa: BLE001 - handed to the caller below
                 box["error"] = e
 
+        status: Any = "-"
+        command = " ".join(argv)
         try:
             worker = threading.Thread(target=handshake, name="exec-handshake", daemon=True)
             worker.start()
@@ -468,26 +732,115 @@ class Cluster:
             if "error" in box:
                 e = box["error"]
                 if isinstance(e, ApiException):
+                    m = re.search(r"Handshake status (\d{3})", str(e.reason or ""))
+                    status = m.group(1) if m else "-"
                     raise self._exec_error(e, what, timeout) from None
                 raise e
+            status = 101
             ws = box["ws"]
-            finished = False
             try:
-                ws.run_forever(timeout=max(0.001, deadline - time.monotonic()))
-                if ws.is_open():
-                    raise Timeout("`%s` in pod %s (container %s) did not finish within %gs"
-                                  % (" ".join(argv), pod, container, timeout),
-                                  "raise --request-timeout, or check the pod: `kubectl describe pod %s -n %s`"
-                                  % (pod, ns))
-                finished = True
-                out, err = ws.read_stdout(timeout=0) or "", ws.read_stderr(timeout=0) or ""
-                rc = ws.returncode
+                out, err, st = self._read_exec(ws, deadline, "`%s` in pod %s (container %s)" % (command, pod, container))
+            except _Overrun:
+                raise Timeout("`%s` in pod %s (container %s) did not finish within %gs" % (command, pod, container,
+                                                                                          timeout),
+                              "raise --request-timeout, or check the pod: `kubectl describe pod %s -n %s`"
+                              % (pod, ns)) from None
             finally:
-                # A command that overran: do not wait for the server's close frame either.
-                ws.close(**({} if finished else {"timeout": 0}))
+                try:
+                    ws.close(timeout=0)
+                except Exception:  # noqa: BLE001 - the socket may be gone already
+                    pass
         finally:
             _mark("exec", start)
-        return ExecResult(returncode=rc if rc is not None else 0, stdout=out, stderr=err)
+            self._log("GET", path, status, start)
+        if st is None:
+            raise ExecError("the exec stream ended before virsh finished: `%s` in pod %s (container %s) sent no "
+                            "exit status" % (command, pod, container),
+                            "try again; if it persists, check the API server and the kubelet of the pod's node")
+        return ExecResult(returncode=self._exit_code(st, command, pod, container, ns),
+                          stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"))
+
+    def _read_exec(self, client, deadline: float, what: str):
+        """(stdout bytes, stderr bytes, status bytes or None) from the exec's frames.  Each
+        frame is <channel byte><data>; channel 255 with one byte (v5 only) closes a channel.
+        A watchdog aborts the socket at the deadline, so a frame that trickles in is cut too."""
+        from websocket import ABNF, WebSocketException
+
+        sock = client.sock
+        v5 = (client.subprotocol or "") == "v5.channel.k8s.io"
+        out, err, st = bytearray(), bytearray(), None
+        expired = threading.Event()
+
+        def cut():
+            expired.set()
+            sock.abort()
+
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _Overrun()
+                # After the status only a close is expected: wait briefly for trailing frames.
+                sock.settimeout(min(remaining, 2.0) if st is not None else remaining)
+                try:
+                    opcode, frame = sock.recv_data_frame(True)
+                except (WebSocketException, OSError, ValueError):
+                    if expired.is_set() or (st is None and time.monotonic() >= deadline):
+                        raise _Overrun() from None
+                    break  # the connection ended (with or without a status: the caller decides)
+                if opcode == ABNF.OPCODE_CLOSE:
+                    break
+                if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+                    continue
+                data = frame.data if isinstance(frame.data, (bytes, bytearray)) else str(frame.data).encode()
+                channel, payload = data[0], data[1:]
+                if channel == 255 and v5:
+                    continue  # CLOSE of one channel (data[1]); the status or the socket close ends us
+                if channel in (1, 2):
+                    (out if channel == 1 else err).extend(payload)
+                    if len(out) + len(err) > EXEC_OUTPUT_CAP:
+                        raise ExecError("%s wrote more than %d MiB: stopped (a domain XML is a few hundred KiB)"
+                                        % (what, EXEC_OUTPUT_CAP // (1024 * 1024)))
+                elif channel == 3:
+                    st = (st or b"") + payload
+                    if len(st) > EXEC_STATUS_CAP:
+                        raise ExecError("%s: the exec status is larger than %d KiB: not a Status"
+                                        % (what, EXEC_STATUS_CAP // 1024))
+        finally:
+            watchdog.cancel()
+        return bytes(out), bytes(err), st
+
+    def _exit_code(self, raw: bytes, command: str, pod: str, container: str, ns: str) -> int:
+        """The exec status (a metav1.Status on channel 3; kubelet cri streaming, see
+        docs/cluster.md "Exec"): Success -> 0; NonZeroExitCode -> the ExitCode cause; any
+        other reason (InternalError: no virsh in the image, an OCI runtime error) -> ExecError
+        with the kubelet's message."""
+        try:
+            status = json.loads(raw.decode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            status = None
+        if not isinstance(status, dict):
+            raise ExecError("`%s` in pod %s (container %s): the exec status is not a Status object" % (
+                command, pod, container))
+        if status.get("status") == "Success":
+            return 0
+        reason = status.get("reason")
+        details = status.get("details") if isinstance(status.get("details"), dict) else {}
+        causes = details.get("causes") if isinstance(details.get("causes"), list) else []
+        if reason == "NonZeroExitCode":
+            for cause in causes:
+                if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+                    try:
+                        return int(str(cause.get("message")).strip())
+                    except ValueError:
+                        break
+        message = _short(_scrub(str(status.get("message") or reason or "unknown failure"), self._secrets()))
+        raise ExecError("the kubelet could not run `%s` in pod %s (container %s): %s" % (
+            command, pod, container, message),
+            "check the pod's compute container: `kubectl describe pod %s -n %s`" % (pod, ns))
 
     def _exec_error(self, e, what, timeout=None) -> ClusterError:
         # A refused WebSocket handshake arrives as status 0, the HTTP answer in `reason`:
@@ -550,11 +903,22 @@ class Cluster:
                 return
 
 
-class _Failed:
-    """A non-2xx answer, in the shape _api_error reads (status, body, reason)."""
+class _Overrun(Exception):
+    """The exec's deadline passed (internal; turned into Timeout with the command's name)."""
 
-    def __init__(self, status, body, reason):
-        self.status, self.body, self.reason = status, body, reason
+
+class _Failed:
+    """A non-2xx answer, in the shape _api_error reads (status, body, reason, content type)."""
+
+    def __init__(self, status, body, reason, content_type=""):
+        self.status, self.body, self.reason, self.content_type = status, body, reason, content_type
+
+
+def _strip_headers(headers: Dict[str, str]) -> None:
+    """Header values as sent: no surrounding whitespace (a token read with its newline)."""
+    for key, value in list(headers.items()):
+        if isinstance(value, str):
+            headers[key] = value.strip()
 
 
 def _handshake_body(text: str) -> str:

@@ -302,14 +302,17 @@ class ClusterFlags:
     """kubectl's cluster flags, as given (None: not given)."""
 
     def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None,
-                 namespace: Optional[str] = None, request_timeout: Optional[float] = None):
+                 namespace: Optional[str] = None, request_timeout: Optional[float] = None,
+                 debug: bool = False):
         self.kubeconfig, self.context = kubeconfig, context
         self.namespace, self.request_timeout = namespace, request_timeout
+        self.debug = debug  # --debug: the adapter logs each request (never a header value)
 
     @classmethod
     def from_args(cls, args) -> "ClusterFlags":
         return cls(getattr(args, "kubeconfig", None), getattr(args, "context", None),
-                   getattr(args, "namespace", None), getattr(args, "request_timeout", None))
+                   getattr(args, "namespace", None), getattr(args, "request_timeout", None),
+                   bool(getattr(args, "debug", False)))
 
     def __repr__(self) -> str:
         return "ClusterFlags(%r)" % vars(self)

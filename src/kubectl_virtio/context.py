@@ -291,6 +291,9 @@ def choose_release(override: Optional[V.Version] = None, vmi_image: Optional[str
 
 
 def _with_newer_note(r: Release) -> Release:
+    if r.version < V.OLDEST:
+        _, warning = V.rules_release(r.version)
+        return replace(r, notes=r.notes + (Note("warning", "%s (from %s)" % (warning, SOURCE_TEXT.get(r.source, r.source))),))
     if V.newer_than_known(r.version):
         note = Note("warning", "KubeVirt %s (from %s) is newer than %s, the newest release these rules were "
                                "checked against: models of devices changed since may be misexplained"

@@ -5,11 +5,14 @@ It resolves the effective virtio variant of every device from its model and, for
 `virtio`, from the PCI controller its slot is on (libvirt-facts §1.4), and it marks the
 devices libvirt added on its own (KubeVirt-facts appendix, step 4).
 
-Input that is not a whole document (`virsh dumpxml 1 | grep virtio` pasted into a bug
-report) is read leniently line by line; the result says it is partial.
+The live XML and any input that starts as a domain XML (`<domain`) are read strictly: a
+truncated or garbled document is an error, never half an answer.  Only input that is
+evidently a fragment (`virsh dumpxml 1 | grep virtio` pasted into a bug report, one device
+element) is read leniently, line by line, with bounded output; the result says it is partial.
 """
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -112,8 +115,38 @@ def old_machine(machine: Optional[str]) -> bool:
 
 # --- Parsing ------------------------------------------------------------------------------
 
-def parse(text, source: str = "domain XML") -> Domain:
-    """Parse `virsh dumpxml` output. Raises InputError with a user-facing message."""
+# A real domain has a few hundred to a few thousand elements (5-50 KiB, a few hundred KiB with
+# hundreds of disks).  Counting '<' first keeps lxml from building a tree of millions of nodes
+# (8 MiB of `<a/>` is 2 million elements and ~270 MB) for input that cannot be a domain.
+MAX_ELEMENTS = 100_000
+# The line reader keeps at most this many devices (a domain has tens, at most a few hundred)
+# and reads at most this many lines (a whole domain with 256 disks has a few thousand).
+MAX_FRAGMENT_DEVICES = 2_000
+MAX_FRAGMENT_LINES = 50_000
+MAX_ECHO = 120  # characters of input (or of a parser message about it) an error may quote
+
+_WHOLE_RE = re.compile(r"\A(?:\ufeff)?\s*(?:<\?xml[^>]{0,200}\?>\s*)?(?:<!--.{0,2000}?-->\s*)*<domain[\s>/]", re.S)
+
+
+def clip(text, limit: int = MAX_ECHO) -> str:
+    """`text` cut to `limit` characters for an error message (never echo unbounded input)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "... (%d characters)" % len(text)
+
+
+def is_whole_document(text: str) -> bool:
+    """True when the text starts as a domain XML does (`<domain`, after an optional XML
+    declaration or comments); anything else is a fragment such as pasted `grep virtio` lines."""
+    return bool(_WHOLE_RE.match(text[:8192]))
+
+
+def parse(text, source: str = "domain XML", fragment: bool = False) -> Domain:
+    """Parse `virsh dumpxml` output.  Raises InputError with a user-facing message.
+
+    fragment=False (the live XML): the input must be one whole, well-formed <domain>.
+    fragment=True (a file the user gave): a whole document is still read strictly; only input
+    that does not start as a domain XML (grep output, one device element) is read leniently,
+    and the result is marked partial."""
     if isinstance(text, bytes):
         raw = text
         text = text.decode("utf-8", errors="replace")
@@ -126,34 +159,82 @@ def parse(text, source: str = "domain XML") -> Domain:
                          "so it is refused (pass the plain `virsh dumpxml` output)" % source)
     if not text.strip():
         raise InputError("%s is empty" % source)
+    whole = is_whole_document(text)
+    if fragment and not whole:
+        return _parse_fragment(text, raw, source)
+    if raw.count(b"<") > MAX_ELEMENTS:
+        raise InputError("%s has more than %d elements; a domain XML has a few thousand at most"
+                         % (source, MAX_ELEMENTS))
 
     from lxml import etree  # deferred: `table` and `--help` never need it
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True)
     try:
-        root = etree.fromstring(raw.lstrip(), parser)
-    except etree.XMLSyntaxError as e:
-        dom = _parse_lines(text)
-        if dom is None:
-            raise InputError("%s is not XML (%s) and has no domain element lines to read" % (source, e)) from None
-        return dom
+        root = etree.fromstring(raw.lstrip(), _parser())
+    except (etree.LxmlError, ValueError) as e:
+        if not whole and not fragment:
+            raise InputError("%s is not a domain XML: it does not start with <domain> (%s)"
+                             % (source, _xml_problem(e)),
+                             "pass the whole `virsh dumpxml` output") from None
+        raise InputError("%s is not a whole domain XML: %s (truncated or garbled?)" % (source, _xml_problem(e)),
+                         "pass the complete `virsh dumpxml` output; a pasted fragment (such as `grep virtio` "
+                         "lines) is read leniently only when it does not start with <domain>") from None
     if root.getroottree().docinfo.doctype:
         raise InputError("%s has a DOCTYPE; refused" % source)
     if root.tag != "domain":
-        # A single device element (<disk ...>...</disk>) is still worth explaining.
-        if root.tag in _DEVICE_KINDS:
-            dom = Domain(partial=True)
-            _read_devices(dom, [root])
-            return dom
         raise InputError("%s has root element <%s>, not <domain>: is it a `virsh dumpxml` output?"
-                         % (source, root.tag))
+                         % (source, clip(root.tag, 60)))
     dom = Domain(name=_text(root, "name"), uuid=_text(root, "uuid"), virt_type=root.get("type"))
     ostype = root.find("os/type")
     if ostype is not None:
         dom.arch, dom.machine = ostype.get("arch"), ostype.get("machine")
     devices = root.find("devices")
     _read_devices(dom, list(devices) if devices is not None else [])
+    return dom
+
+
+def _parser():
+    from lxml import etree
+
+    # No entities, no DTD, no network; huge_tree=False keeps libxml2's depth (256) and
+    # text-node limits.
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                           huge_tree=False, remove_comments=True, remove_pis=True)
+
+
+def _xml_problem(e) -> str:
+    msg = re.sub(r" \(<string>, line \d+\)$", "", str(e).splitlines()[0] if str(e) else "unreadable XML")
+    if "Excessive depth" in msg:
+        return "nested more than 256 elements deep"
+    return clip(msg)
+
+
+def _parse_fragment(text: str, raw: bytes, source: str) -> Domain:
+    """A fragment: one device element parsed strictly if it is well-formed XML, else the
+    line reader."""
+    if raw.count(b"\n") > MAX_FRAGMENT_LINES:
+        raise InputError("%s has more than %d lines and does not start with <domain>: a fragment of a domain "
+                         "XML has far fewer" % (source, MAX_FRAGMENT_LINES), "pass the whole `virsh dumpxml` output")
+    stripped = raw.strip()
+    if stripped.startswith(b"<") and raw.count(b"<") <= MAX_ELEMENTS:
+        from lxml import etree
+
+        try:
+            root = etree.fromstring(stripped, _parser())
+        except (etree.LxmlError, ValueError):
+            root = None
+        if root is not None and root.tag in _DEVICE_KINDS:
+            # A single device element (<disk ...>...</disk>) is still worth explaining.
+            dom = Domain(partial=True)
+            _read_devices(dom, [root])
+            return dom
+        if root is not None and root.tag != "devices":
+            raise InputError("%s has root element <%s>, not <domain>: is it a `virsh dumpxml` output?"
+                             % (source, clip(root.tag, 60)))
+    dom = _parse_lines(text, source)
+    if dom is None:
+        raise InputError("%s is not a domain XML and has no device element lines to read "
+                         "(such as `<disk ...>` or `<model type='virtio'/>`)" % source,
+                         "pass the whole `virsh dumpxml` output") from None
     return dom
 
 
@@ -350,11 +431,12 @@ class _LineElement:
         return None
 
 
-def _parse_lines(text: str) -> Optional[Domain]:
+def _parse_lines(text: str, source: str = "the input") -> Optional[Domain]:
     elements: List[_LineElement] = []
     current: Optional[_LineElement] = None
     dom = Domain(partial=True)
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(io.StringIO(text, newline=None), 1):
+        line = line.rstrip("\n")
         # grep -n / -H prefixes ("12:" or "file.xml:12:") are common in pasted output
         line = re.sub(r"^(?:[^<:]*:)?\d+[:-]", "", line) if not line.lstrip().startswith("<") else line
         m = _LINE_RE.match(line)
@@ -366,17 +448,24 @@ def _parse_lines(text: str) -> Optional[Domain]:
         if tag == "type" and "arch" in attrs:
             dom.arch, dom.machine = attrs.get("arch"), attrs.get("machine")
         elif tag in _DEVICE_KINDS:
+            if len(elements) >= MAX_FRAGMENT_DEVICES:
+                raise InputError("%s has more than %d device lines; a domain has far fewer (is it a "
+                                 "`virsh dumpxml` output?)" % (source, MAX_FRAGMENT_DEVICES))
             elements.append(el)
             current = el
         elif tag in ("target", "alias", "address", "driver", "model", "source"):
             if current is None or (tag == "model" and current.tag not in ("interface", "video")):
                 if tag == "model" and "type" in attrs:
                     # An orphan <model type=...> line: in a grep for virtio it is an interface's.
+                    if len(elements) >= MAX_FRAGMENT_DEVICES:
+                        raise InputError("%s has more than %d device lines; a domain has far fewer"
+                                         % (source, MAX_FRAGMENT_DEVICES))
                     current = _LineElement("video" if attrs["type"] == "virtio" else "interface", {}, lineno)
                     elements.append(current)
                 else:
                     continue
-            current.children.append(el)
+            if len(current.children) < 16:  # a device has a handful of such children
+                current.children.append(el)
     if not elements:
         return None
     counters: Dict[str, int] = {}

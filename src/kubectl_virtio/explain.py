@@ -45,6 +45,7 @@ class DeviceExplanation:
     qemu_device: Optional[str] = None
     added_by_libvirt: bool = False
     virtio: bool = False
+    in_domain: bool = True  # False: a spec device the running domain lacks
 
     def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "target": self.target, "bus": self.bus, "model": self.model,
@@ -94,59 +95,9 @@ class Explanation:
 # --- Classifying a live device without a prediction ----------------------------------------
 
 def classify(dev: D.Device, version) -> Rule:
-    """The table row that produces a device seen in the XML (no manifest to go by)."""
-    k, m = dev.kind, dev.model
-    if k == "disk":
-        if dev.device == "lun":
-            return R.rule("disk.lun")
-        if dev.device == "cdrom":
-            return R.rule("disk.cdrom")
-        return R.pick("disk.virtio", version) if dev.bus == "virtio" else R.rule("disk.non-virtio")
-    if k == "interface":
-        if m and not m.startswith("virtio"):
-            return R.rule("interface.emulated")
-        return R.pick("interface.virtio", version)
-    if k == "controller":
-        if dev.type == "scsi":
-            return R.pick("controller.scsi", version)
-        if dev.type == "virtio-serial":
-            if not m and versions.has_flag(version):
-                return R.rule("controller.virtio-serial.libvirt")
-            return R.pick("controller.virtio-serial", version)
-        if dev.type == "usb":
-            return R.rule("controller.usb.xhci" if m == "qemu-xhci" else "controller.usb")
-        if dev.type == "sata":
-            return R.rule("libvirt.sata")
-        return R.rule("libvirt.pci")
-    if k == "memballoon":
-        return R.rule("memballoon.none") if m == "none" else R.pick("memballoon.virtio", version)
-    if k == "rng":
-        return R.pick("rng.virtio", version)
-    if k == "input":
-        if dev.bus == "virtio":
-            return R.rule("input.virtio") if dev.alias else R.rule("input.s390x-keyboard")
-        if dev.bus == "ps2":
-            return R.rule("libvirt.ps2")
-        return R.rule("input.usb")
-    if k == "video":
-        if m == "bochs":
-            return R.rule("video.efi")
-        return R.rule("video.type") if m not in ("vga", "virtio") else R.rule("video.default")
-    if k == "vsock":
-        return R.pick("vsock.virtio", version)
-    if k == "filesystem":
-        return R.rule("filesystem.virtiofs")
-    if k == "channel":
-        return R.rule("channel.guest-agent")
-    if k in ("serial", "console"):
-        return R.rule("serial.console")
-    if k == "graphics":
-        return R.rule("graphics.vnc")
-    if k == "memory":
-        return R.rule("memory.virtio-mem")
-    if k in ("watchdog", "sound", "tpm", "panic", "hostdev"):
-        return R.rule(k if k != "hostdev" or not (dev.alias or "").startswith("ua-sriov-") else "interface.sriov")
-    return R.rule("libvirt.other")
+    """The table row that produces a device seen in the XML (no manifest to go by): the
+    rule's own `seen` condition decides (rules.classify), the same object prediction uses."""
+    return R.classify(dev, version)
 
 
 def infer_flag(devices: List[D.Device], arch: str) -> Optional[bool]:
@@ -159,12 +110,14 @@ def infer_flag(devices: List[D.Device], arch: str) -> Optional[bool]:
     return counts[T] > counts[NT]
 
 
-def flag_text(value: Optional[bool], origin: str, preference: Optional[str] = None) -> str:
+def flag_text(value: Optional[bool], origin: str, preference: Optional[str] = None, given: bool = False) -> str:
+    """given: offline, the preference was simply not among the -f files (not unreadable)."""
     if value is None:
         return "useVirtioTransitional unknown"
     if origin == "unread-preference":  # shown as origin "unknown" in the JSON model
-        return "useVirtioTransitional = %s (assumed: the VM's preference %scould not be read)" % (
-            str(value).lower(), preference + " " if preference else "")
+        return "useVirtioTransitional = %s (assumed: the VM's preference %s%s)" % (
+            str(value).lower(), preference + " " if preference else "",
+            "was not given with -f" if given else "could not be read")
     if origin == "default":
         return "useVirtioTransitional unset (= false, the default)"
     where = {"vm": "the VM template", "vmi": "the VMI spec", "unknown": "inferred from the live models",
@@ -192,7 +145,11 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     if arch == "s390x" and conv_arch != arch:
         findings.append(Finding("warning", "KubeVirt %s has no s390x converter (s390x arrived in v1.3.0): "
                                            "it used the amd64 rules" % versions.show(version)))
-    pref_name = vm.preference.name if vm is not None and vm.preference else None
+    # Offline (explain -f), spec.select marks a preference the VM names but no file held.
+    offline_pref = vm is not None and vm.preference_unread and vm.preference is None
+    preference_unread = preference_unread or offline_pref
+    pref_name = vm.preference.name if vm is not None and vm.preference else (
+        vm.preference_name if vm is not None and preference_unread else None)
 
     # The flag: what the next start applies (effective), and what the running domain has (live).
     live: Optional[bool] = None
@@ -216,7 +173,11 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
                                                "it has no effect there" % (origin, versions.show(version))))
         effective, origin = False, "default"
 
-    expected = P.predict(vm, conv_arch, version) if vm is not None else []
+    pred = P.prediction(vm, conv_arch, version) if vm is not None else None
+    expected = pred.devices if pred is not None else []
+    if pred is not None:  # VM or bare VMI decides what the VM controller adds (predict.py)
+        findings.append(Finding("info", "the manifest is %s" % pred.origin_text))
+        findings.extend(Finding("info", n) for n in pred.notes)
     live_devices = list(dom.devices) if dom is not None else []
     out: List[DeviceExplanation] = []
     by_key = {(e.kind, e.name): e for e in expected}
@@ -227,7 +188,9 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         running = {(e.kind, e.name): e for e in P.predict(running_vmi, conv_arch, version)}
     used = set()
     run_flag = live if live is not None else effective
-    ctx = _Ctx(conv_arch, effective, origin, pref_name, run_flag, live, dom, version)
+    family, assumed = _placement_machine(dom, vm, conv_arch)
+    ctx = _Ctx(conv_arch, effective, origin, pref_name, run_flag, live, dom, version, family, assumed,
+               vm.preference_hint() if offline_pref else None)
 
     for dev in live_devices:
         exp = by_key.get(dev.key)
@@ -255,7 +218,12 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
                           pref_name or ((vm.preference_ref or {}).get("name") if vm is not None else None), guest_os)
     findings.extend(_findings(out, ctx, dom, guest, vm, restart_required, vm_running))
     findings.extend(_guest_findings(out, ctx, guest, vm, namespace, name, guest_devices))
+    mismatch = _domain_name_mismatch(vm, dom)
+    if mismatch:
+        findings.append(Finding("warning", mismatch))
     verdict = _verdict(out, ctx, vm is not None, dom is not None, restart_required)
+    if ctx.preference_hint and origin == "unread-preference":
+        verdict += " The preference decides an unset useVirtioTransitional: %s." % ctx.preference_hint
     # The verdict leads the findings too, so scripts reading only `findings` see it.
     severity = "info"
     if any(d.status in ("drift", "unexpected") for d in out if d.virtio):
@@ -280,6 +248,37 @@ def _split_domain_name(name: Optional[str]):
     return None, name
 
 
+def _domain_name_mismatch(vm, dom) -> Optional[str]:
+    """KubeVirt names the domain <namespace>_<vmi name>: a dumpxml of another VM is worth a
+    warning before anything is compared.  VMs of a pool and VMIs of a replica set get
+    generated names that start with the owner's name."""
+    if vm is None or dom is None or not dom.name or dom.partial:
+        return None
+    ns, name = _split_domain_name(dom.name)
+    generated = vm.kind in ("VirtualMachinePool", "VirtualMachineInstanceReplicaSet")
+    same_name = name == vm.name or (generated and bool(name) and name.startswith(vm.name))
+    same_ns = not vm.namespace or ns is None or ns == vm.namespace
+    if same_name and same_ns:
+        return None
+    want = "%s_%s" % (vm.namespace, vm.name) if vm.namespace else "<namespace>_%s" % vm.name
+    return ("the domain XML is of %s, but the manifest is %s %s%s (KubeVirt would name its domain %s): are "
+            "they of the same VM? The comparison below assumes they are"
+            % (D.clip(dom.name, 80), vm.kind, (vm.namespace + "/") if vm.namespace else "", vm.name, want))
+
+
+# KubeVirt's default machine type when the spec names none (pkg/virt-config/virt-config.go,
+# DefaultAMD64MachineType, DefaultAARCH64MachineType, DefaultS390XMachineType).
+DEFAULT_MACHINE = {"amd64": "q35", "arm64": "virt", "s390x": "s390-ccw-virtio"}
+
+
+def _placement_machine(dom, vm, arch):
+    """(machine family, assumed): the machine every sentence about PCI placement follows."""
+    family = _machine(dom, vm)
+    if family:
+        return family, False
+    return DEFAULT_MACHINE.get(arch, "q35"), True
+
+
 @dataclass
 class _Ctx:
     arch: str
@@ -290,6 +289,13 @@ class _Ctx:
     live: Optional[bool]
     dom: Optional[D.Domain]
     version: versions.Version = versions.NEWEST
+    machine: Optional[str] = None  # machine family for placement sentences: q35, virt, i440fx, s390-ccw-virtio
+    machine_assumed: bool = False  # no domain and no spec.domain.machine: KubeVirt's default for the arch
+    preference_hint: Optional[str] = None  # offline: how to pass the preference the VM names
+
+    def flag(self, value: Optional[bool] = None, origin: Optional[str] = None) -> str:
+        return flag_text(self.effective if value is None else value, origin or self.origin, self.preference,
+                         given=self.preference_hint is not None)
 
 
 def _arch(arch, dom, running_vmi, vm) -> str:
@@ -329,11 +335,11 @@ def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx,
     elif rule.added_by == "libvirt" or rule.id in ("channel.guest-agent", "serial.console", "graphics.vnc"):
         expected_model = running_model = dev.model
     else:
-        lit = rule.models.get(ctx.arch, rule.models["amd64"])[0]
-        if lit == P.LITERAL:
+        if rule.model(False, ctx.arch, version) == P.LITERAL:
             expected_model = running_model = dev.model
         else:
-            expected_model, running_model = rule.model(ctx.effective, ctx.arch), rule.model(ctx.run_flag, ctx.arch)
+            expected_model = rule.model(ctx.effective, ctx.arch, version)
+            running_model = rule.model(ctx.run_flag, ctx.arch, version)
     if dev.model == expected_model and not gone:
         status = "match" if (dev.virtio or rule.virtio) else "not-virtio"
     elif dev.model == running_model:
@@ -354,24 +360,83 @@ def _explain_missing(exp: P.Expected, have_domain: bool, ctx: _Ctx) -> DeviceExp
     model = exp.model(ctx.effective, ctx.arch)
     if have_domain:
         status = "drift"
-        reason = "%s -> rule %s gives %s, but the running domain has no such device: the spec changed after " \
-                 "the VM started (a restart applies it) or a hook removed it" % (exp.why, exp.rule.id, model or "no model")
+        reason = ("%s -> rule %s gives %s, but the running domain has no %s %s: %s"
+                  % (exp.why, exp.rule.id, model or "no model", exp.kind, exp.name, MISSING_WHY))
     else:
         status = "predicted"
         reason = "%s -> rule %s (%s): %s -> %s" % (exp.why, exp.rule.id, exp.rule.source,
                                                   _flag_part(exp.rule, ctx), model or "no model attribute")
-        meaning = R.model_meaning(model, exp.rule.modern_only)
+        meaning = _model_on_machine(model, ctx, exp.rule.modern_only, exp.kind == "vsock") \
+            if exp.rule.virtio else ""
         if meaning:
             reason += " (%s)" % meaning
     return DeviceExplanation(kind=exp.kind, name=exp.name, target=exp.target, bus=exp.bus, model=None,
                              expected=model, status=status, rule=exp.rule.id, reason=reason,
-                             virtio=exp.rule.virtio)
+                             virtio=exp.rule.virtio, in_domain=not have_domain)
+
+
+MISSING_WHY = ("it was added to the spec after the VM started (a restart applies it), or it is a hotplug "
+               "that is not attached yet")
+
+
+def _machine_label(ctx: _Ctx) -> str:
+    label = {"q35": "q35", "virt": "arm64 virt", "i440fx": "i440fx (pc)",
+             "s390-ccw-virtio": "s390x (ccw)"}.get(ctx.machine or "", ctx.machine or "this machine")
+    return label + (" (KubeVirt's default machine type)" if ctx.machine_assumed else "")
+
+
+def _model_on_machine(model: Optional[str], ctx: _Ctx, modern_only: bool = False, vsock: bool = False) -> str:
+    """What a model asks for and where libvirt places it on the machine ctx follows:
+    q35 / arm64 virt (PCIe: a root port each, transitional behind a pcie-to-pci-bridge),
+    i440fx (conventional slots on pci-root), s390x (ccw, no PCI).  QEMU virtio_pci_realize,
+    libvirt qemuDomainDeviceCalculatePCIConnectFlags (see rules.placement)."""
+    if ctx.machine not in R.MACHINES["amd64"] + R.MACHINES["arm64"] + R.MACHINES["s390x"]:
+        return R.model_meaning(model, modern_only)
+    slot, variant = R.placement(model, ctx.machine, modern_only, vsock)
+    on = _machine_label(ctx)
+    if ctx.machine == "s390-ccw-virtio":
+        if model in (T, NT):
+            return "%s is a PCI model: %s QEMU refuses it (KubeVirt writes plain virtio there)" % (
+                model, "on " + on)
+        return "%s on the channel subsystem (ccw, no PCI) on %s: %s" % (model or "virtio", on, GUEST_NEEDS["ccw"])
+    if modern_only:
+        what = "this device exists only as virtio 1.0 (modern-only), whatever the slot"
+    elif model == T:
+        what = "legacy + modern (virtio 0.9 and 1.0)"
+    elif model == NT:
+        what = "virtio 1.0 only"
+    else:
+        what = "plain %s: the slot decides (%s)" % (model or "virtio", variant)
+    if slot.startswith("its own"):
+        where = "gives it " + slot
+    elif slot.startswith("behind"):
+        where = "puts it " + slot
+    else:
+        where = "puts it in a " + slot
+    text = "%s: %s; on %s libvirt %s" % (model or "no model", what, on, where)
+    if variant == "does-not-start":
+        text += "; " + GUEST_NEEDS[variant]
+    return text
+
+
+def _topology(ctx: _Ctx) -> str:
+    """The PCI controllers libvirt adds, per machine (libvirt qemuDomainAssignPCIAddresses)."""
+    if ctx.machine in ("q35", "virt"):
+        return ("libvirt builds the PCI topology of %s: the PCIe root complex, a root port per PCIe device, a "
+                "pcie-to-pci-bridge for transitional ones" % _machine_label(ctx))
+    if ctx.machine == "i440fx":
+        return "libvirt builds the PCI topology of %s: one conventional bus, pci-root, with a slot per device" % (
+            _machine_label(ctx))
+    if ctx.machine == "s390-ccw-virtio":
+        return "libvirt always adds a pci-root on %s; the virtio devices are on the channel subsystem (ccw)" % (
+            _machine_label(ctx))
+    return "libvirt builds the PCI topology of the machine"
 
 
 def _flag_part(rule: Rule, ctx: _Ctx) -> str:
     if not rule.flag_driven:
         return "fixed whatever useVirtioTransitional says"
-    return flag_text(ctx.effective, ctx.origin, ctx.preference)
+    return ctx.flag()
 
 
 def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule: Rule, ctx: _Ctx) -> str:
@@ -379,10 +444,10 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
     if exp is not None:
         parts.append(exp.why)
     elif rule.added_by == "libvirt":
-        return "added by libvirt, not by KubeVirt: " + rule.reason
+        return "added by libvirt, not by KubeVirt: " + (_topology(ctx) if rule.id == "libvirt.pci" else rule.reason)
     parts.append("rule %s (%s): %s" % (rule.id, rule.source, rule.reason))
     if rule.flag_driven:
-        parts.append(flag_text(ctx.effective, ctx.origin, ctx.preference) + " gives " + str(d.expected))
+        parts.append(ctx.flag() + " gives " + str(d.expected))
     if d.status == "drift" and d.expected is None and exp is None:
         parts.append("the running VMI has this device but the spec no longer does: it goes away at the next restart")
     elif d.status == "drift":
@@ -397,10 +462,18 @@ def _reason(d: DeviceExplanation, dev: D.Device, exp: Optional[P.Expected], rule
             where = " in slot %s on %s" % (dev.address, dev.parent_model or "bus %d" % (dev.address.bus or 0))
         elif dev.address is not None and dev.address.type == "ccw":
             where = " on the ccw bus"
+        modern_only = rule.modern_only or D.always_modern(dev)
         if dev.model is None:
             lib = "no model attribute: libvirt's default plain virtio"
+        elif where:  # the slot is known: say what the model is, the slot follows
+            lib = {T: "virtio-transitional: legacy + modern (virtio 0.9 and 1.0)",
+                   NT: "virtio-non-transitional: virtio 1.0 only",
+                   "virtio": "plain virtio: the slot decides", "virtio-scsi": "plain virtio-scsi: the slot decides",
+                   }.get(dev.model) or R.model_meaning(dev.model, modern_only) or dev.model
+            if modern_only:
+                lib = "%s: this device exists only as virtio 1.0 (modern-only), whatever the slot" % dev.model
         else:
-            lib = R.model_meaning(dev.model, rule.modern_only or D.always_modern(dev)) or dev.model
+            lib = _model_on_machine(dev.model, ctx, modern_only, dev.kind == "vsock") or dev.model
         parts.append("libvirt: " + lib + where)
         if d.qemu_device:
             parts.append("QEMU " + d.qemu_device)
@@ -420,10 +493,7 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
             target_model = T if other else NT
             text = ("With useVirtioTransitional: %s, %d device(s) would get %s (%s)"
                     % (str(other).lower(), len(would), target_model, ", ".join("%s %s" % (d.kind, d.name) for d in would)))
-            if other:
-                text += "; on q35 libvirt moves them behind a pcie-to-pci-bridge (conventional PCI, I/O ports)"
-            else:
-                text += "; each gets its own PCIe root port and needs a virtio 1.0 guest driver"
+            text += _move_sentence(other, ctx)
             fixed = [d for d in out if d.rule in ("vsock.virtio", "input.virtio", "filesystem.virtiofs")]
             if fixed:
                 text += ". Unchanged: " + ", ".join("%s %s" % (d.kind, d.name) for d in fixed) + " (always virtio 1.0)"
@@ -434,7 +504,7 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
                                         "useVirtioTransitional is not involved (cluster settings such as feature "
                                         "gates, a hook or another KubeVirt version)" % (
                                             d.kind, d.name, d.model or "no model", d.expected or "no model")))
-        if d.virtio and d.model is None and d.status != "predicted" and d.kind != "channel":
+        if d.virtio and d.model is None and d.in_domain and d.status != "predicted" and d.kind != "channel":
             f.append(Finding("info", "%s %s has no model: libvirt's default plain virtio, effectively %s%s"
                              % (d.kind, d.name, d.variant or "decided by its slot",
                                 " (slot on %s)" % d.parent if d.parent else "")))
@@ -453,9 +523,14 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
             parts = ["%d x %s" % (n, k) if n > 1 else k for k, n in added.items()]
             f.append(Finding("info", "added by libvirt, not by KubeVirt: " + ", ".join(parts)
                              + " (see --pci for the PCI tree)"))
+        missing = [d for d in out if not d.in_domain]
+        if missing:
+            f.append(Finding("warning", "in the spec but not in the running domain: %s: %s" % (
+                _names(missing), MISSING_WHY)))
         if dom.partial:
-            f.append(Finding("warning", "the input was partial (not a whole domain XML): %d device line(s) read; "
-                                        "only those devices are explained" % len(dom.devices)))
+            f.append(Finding("warning", "the input is partial (a fragment, not a whole domain XML): it was read leniently, "
+                                        "line by line, and %d device(s) were found; only those are explained, and "
+                                        "the machine type and PCI slots may be missing" % len(dom.devices)))
     if restart_required and vm_running is not False and (dom is not None) and ctx.origin == "vmi":
         # kubevirt-facts §5: a VMI's spec is immutable and virtctl restart needs a VM
         f.append(Finding("warning", "the domain does not have what this VMI spec asks for, and a VMI cannot be "
@@ -481,6 +556,28 @@ def _guest_findings(out, ctx: _Ctx, guest, vm, namespace, name, guest_devices) -
     return [Finding(sev, msg) for sev, msg in found]
 
 
+def _names(devs, limit: int = 6) -> str:
+    text = ", ".join("%s %s" % (d.kind, d.name) for d in devs[:limit])
+    return text + (" and %d more" % (len(devs) - limit) if len(devs) > limit else "")
+
+
+def _move_sentence(to_transitional: bool, ctx: _Ctx) -> str:
+    """Where the flag-driven devices go when the flag changes, on the machine ctx follows
+    (libvirt qemuDomainDeviceCalculatePCIConnectFlags; QEMU virtio_pci_realize)."""
+    on = _machine_label(ctx)
+    if ctx.machine in ("q35", "virt"):
+        if to_transitional:
+            return "; on %s libvirt moves them behind a pcie-to-pci-bridge (conventional PCI, I/O ports)" % on
+        return "; on %s each gets its own PCIe root port and needs a virtio 1.0 guest driver" % on
+    if ctx.machine == "i440fx":
+        if to_transitional:
+            return ("; on %s they stay in their conventional slots on pci-root: only the device changes (it adds "
+                    "the legacy virtio 0.9 interface)" % on)
+        return ("; on %s they stay in their conventional slots on pci-root: only the device changes, to virtio 1.0 "
+                "only, which needs a virtio 1.0 guest driver" % on)
+    return ""
+
+
 def _added_label(d: DeviceExplanation, dom) -> str:
     if d.kind == "controller" and dom is not None:
         for dev in dom.devices:
@@ -501,8 +598,7 @@ def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bo
     if not have_dom:
         exp_models = Counter(d.expected for d in flagged if d.expected)
         desc = ", ".join("%s on %d device(s)" % (m, n) for m, n in exp_models.items()) or "no virtio model"
-        return "Predicted: %s -> %s. No live domain XML to compare." % (
-            flag_text(ctx.effective, ctx.origin, ctx.preference), desc)
+        return "Predicted: %s -> %s. No live domain XML to compare." % (ctx.flag(), desc)
     desc = ", ".join("%s on %d device(s)" % (m, n) for m, n in models.items()) or "no flag-driven virtio device"
     if unexpected and all(d.model in ("virtio", "virtio-scsi", None) for d in unexpected) \
             and versions.has_flag(ctx.version) and ctx.arch != "s390x":
@@ -514,13 +610,29 @@ def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bo
         return ("%d device(s) have models KubeVirt's rules do not give (%s): something other than KubeVirt's "
                 "converter wrote them (a sidecar hook or a hand edit); the rest follow %s."
                 % (len(unexpected), ", ".join("%s %s=%s" % (d.kind, d.name, d.model) for d in unexpected),
-                   flag_text(ctx.run_flag, "unknown" if not have_vm else ctx.origin, ctx.preference)))
-    if drift:
+                   ctx.flag(ctx.run_flag, "unknown" if not have_vm or ctx.run_flag != ctx.effective else None)))
+    flag_changed = ctx.arch != "s390x" and versions.has_flag(ctx.version) and ctx.run_flag != ctx.effective
+    if drift and flag_changed:
         return ("Restart pending: %s asks for %s, but the running domain was built with useVirtioTransitional = %s "
                 "(%d device(s) change at the next start)."
-                % (flag_text(ctx.effective, ctx.origin, ctx.preference),
-                   (T if ctx.effective else NT) if ctx.arch != "s390x" else "virtio",
-                   str(ctx.run_flag).lower(), len(drift)))
+                % (ctx.flag(), T if ctx.effective else NT, str(ctx.run_flag).lower(), len(drift)))
+    if drift:
+        # The flag is the same for the running domain and the next start: say what else changed.
+        missing = [d for d in drift if not d.in_domain]
+        gone = [d for d in drift if d.in_domain and d.expected is None]
+        changed = [d for d in drift if d.in_domain and d.expected is not None]
+        parts = []
+        if missing:
+            parts.append("%s %s not in the running domain (added to the spec after the VM started, or a hotplug "
+                         "not attached yet)" % (_names(missing), "is" if len(missing) == 1 else "are"))
+        if gone:
+            parts.append("%s %s no longer in the spec" % (_names(gone), "is" if len(gone) == 1 else "are"))
+        if changed:
+            parts.append("%s still %s the spec the VM started with (%s)" % (
+                _names(changed), "follows" if len(changed) == 1 else "follow",
+                ", ".join("%s %s -> %s" % (d.name, d.model or "no model", d.expected) for d in changed[:6])))
+        return ("Restart pending: the spec changed since the VM started: %s. %s is the same for the running "
+                "domain, so the virtio models of the other devices stay as they are." % ("; ".join(parts), ctx.flag()))
     meaning = _meaning(models, ctx)
     if ctx.arch == "s390x":
         return "These models are what KubeVirt writes on s390x (always plain virtio; virtio-scsi for SCSI), " \
@@ -529,7 +641,7 @@ def _verdict(out, ctx: _Ctx, have_vm: bool, have_dom: bool, restart_required: bo
         return ("These models are what KubeVirt writes when useVirtioTransitional is %s: %s. libvirt keeps "
                 "KubeVirt's models verbatim; it did not invent them.%s"
                 % ("true" if ctx.live else "unset or false", desc, meaning))
-    flag = flag_text(ctx.effective, ctx.origin, ctx.preference).replace("useVirtioTransitional ", "useVirtioTransitional is ")
+    flag = ctx.flag().replace("useVirtioTransitional ", "useVirtioTransitional is ")
     return "These models are what KubeVirt writes when %s: %s. libvirt keeps KubeVirt's models verbatim; " \
            "it did not invent them.%s" % (flag.replace("is = ", "is "), desc, meaning)
 
@@ -541,12 +653,19 @@ def _meaning(models: Counter, ctx: _Ctx) -> str:
     if not models:
         return ""
     top = models.most_common(1)[0][0]
-    q35 = ctx.dom is not None and ctx.dom.machine_family in ("q35", "virt")
+    on = _machine_label(ctx)
+    if ctx.machine in ("q35", "virt"):
+        where = {NT: ": on %s libvirt gives each device its own PCIe root port" % on,
+                 T: ": on %s libvirt puts the devices behind a pcie-to-pci-bridge in conventional PCI slots" % on}
+    elif ctx.machine == "i440fx":
+        where = {NT: ", even in the conventional PCI slots of %s (pci-root)" % on,
+                 T: ": on %s the devices sit in conventional slots on pci-root, as every device there" % on}
+    else:
+        where = {}
     if top == NT:
         return (" virtio-non-transitional means virtio 1.0 only%s; the guest needs virtio 1.0 drivers "
-                "(CentOS/RHEL 6 have none)." % (": libvirt gives each device its own PCIe root port" if q35 else ""))
+                "(CentOS/RHEL 6 have none)." % where.get(NT, ""))
     if top == T:
         return (" virtio-transitional means legacy + modern (virtio 0.9 and 1.0)%s; old guests such as "
-                "CentOS 6 can drive it." % (": libvirt puts the devices behind a pcie-to-pci-bridge in conventional "
-                                            "PCI slots" if q35 else ""))
+                "CentOS 6 can drive it." % where.get(T, ""))
     return ""

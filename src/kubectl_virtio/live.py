@@ -35,8 +35,12 @@ def virsh_dumpxml(cluster, ns: str, pod: str, vmi) -> str:
             break  # the connection worked; another URI will not find it either
     argv, res = first
     msg = (res.stderr.strip() or res.stdout.strip() or "exit status %d" % res.returncode).splitlines()
-    raise ClusterError("`%s` failed in pod %s (container %s): %s" % (" ".join(argv), pod, COMPUTE, " ".join(msg[:3])),
-                       "is the VM still running? `kubectl get vmi %s -n %s`" % (C.meta(vmi).get("name"), ns))
+    raise VirshFailed("`%s` failed in pod %s (container %s): %s" % (" ".join(argv), pod, COMPUTE, " ".join(msg[:3])),
+                      "is the VM still running? `kubectl get vmi %s -n %s`" % (C.meta(vmi).get("name"), ns))
+
+
+class VirshFailed(ClusterError):
+    """virsh ran and failed (its own message): unlike an exec failure, not degraded to a prediction."""
 
 
 # --- explain VM -------------------------------------------------------------------------
@@ -136,5 +140,21 @@ class DumpxmlOptions(Options):
         from kubectl_virtio import render
 
         render.notes(streams.err, ctx.notes)
-        streams.out.write(virsh_dumpxml(cluster, ns, C.meta(pod)["name"], ctx.vmi))
+        xml = virsh_dumpxml(cluster, ns, C.meta(pod)["name"], ctx.vmi)
+        _check_whole_xml(xml, "`virsh dumpxml` in pod %s" % C.meta(pod)["name"])
+        streams.out.write(xml)
         return 0
+
+
+def _check_whole_xml(text: str, what: str) -> None:
+    """Half a domain (an exec cut short that still ended in Success) is an error, never
+    printed: the text must parse as one whole XML document (bounded parser: no DTD, no
+    entities, no network, lxml's default depth limit)."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        etree.fromstring(text.encode("utf-8"), parser)
+    except etree.XMLSyntaxError as e:
+        raise ClusterError("%s did not return a whole domain XML (%s)" % (what, str(e)[:200]),
+                           "try again; if it persists, check the pod's compute container") from None

@@ -1,21 +1,31 @@
 """Predict the devices (and their models) KubeVirt's converter writes for a VMI spec.
 
-Applies the defaults that change a device's model or existence (kubevirt-facts §1, §3):
-the arch's default disk bus, interface model virtio, the autoattach flags, and preference
-values that fill only unset fields.
+This module only walks the spec: it turns every device the spec asks for (after what the VM
+controller and the webhooks add or skip, per release) into a `rules.SpecDevice`, and the
+rule whose condition claims it (`rules.select`) gives the model.  The conditions themselves
+live in rules.py, beside the models and the sources, so prediction and the classification
+of live devices (explain.classify -> rules.classify) cannot drift apart.
+
+What happens before the converter, per release (docs/kubevirt-rules.md, "Before the
+converter"):
+- the mutating webhook sets each disk's default bus, and (from v0.54.0) gives every volume
+  that no disk and no filesystem names a disk of its own;
+- the VM controller (VirtualMachine, VirtualMachinePool; not a bare VMI or a replica set)
+  adds the input `default-0` for autoattachInputDevice (from v0.57.0);
+- spec fields a release does not know are dropped (rules.FIELD_SINCE).
 """
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from kubectl_virtio import rules as R
 from kubectl_virtio import versions
-from kubectl_virtio.rules import Rule
+from kubectl_virtio.rules import Rule, SpecDevice
 from kubectl_virtio.spec import VMSpec
 
-LITERAL = "(as spec)"
+LITERAL = R.LITERAL
 
 
 @dataclass
@@ -28,10 +38,31 @@ class Expected:
     target: Optional[str] = None
     device: Optional[str] = None  # disk | cdrom | lun
     literal: Optional[str] = None  # the model copied from the spec (e1000, ich9, ...)
+    version: versions.Version = versions.NEWEST
+    spec: Optional[SpecDevice] = field(default=None, repr=False)  # what the rule's `when` claimed
 
     def model(self, flag: bool, arch: str) -> Optional[str]:
-        m = self.rule.model(flag, arch)
+        m = self.rule.model(flag, arch, self.version)
         return self.literal if m == LITERAL else m
+
+
+@dataclass
+class Prediction:
+    devices: List[Expected]
+    # rule id -> why the prediction has no device of that rule (every rule holding at the
+    # release that no predicted device uses is here)
+    absent: Dict[str, str]
+    manifest: str  # the manifest's kind
+    through_vm_controller: bool  # a VM (or pool): the VM controller builds the VMI
+    notes: List[str] = field(default_factory=list)  # what the controller/webhooks added or skipped
+
+    @property
+    def origin_text(self) -> str:
+        if self.through_vm_controller:
+            return ("a %s: its VMI comes from the VM controller, then the webhooks, then the converter"
+                    % self.manifest)
+        return ("a bare %s: only the webhooks and the converter apply (no VM controller)"
+                % (self.manifest or "VirtualMachineInstance"))
 
 
 def _d(v) -> Dict[str, Any]:
@@ -52,42 +83,98 @@ def _pref_bool(devices: Dict[str, Any], pref: Dict[str, Any], field: str, pref_f
     return default, "%s unset (default %s)" % (field, str(default).lower())
 
 
+def _known(field_name: str, version) -> bool:
+    return version >= R.FIELD_SINCE[field_name]
+
+
 def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
     """Every device the converter emits for this spec, in domain order (disks first)."""
+    return prediction(vm, arch, version).devices
+
+
+def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
+    """The devices, and for every rule without a device, why."""
     arch = R.effective_arch(arch, version)
+    through_vm = vm.kind in R.THROUGH_VM_CONTROLLER
+    p = _Predictor(arch, version)
     devices = vm.devices
     pref = vm.preference.devices if vm.preference else {}
+    notes: List[str] = []
     volumes = {v.get("name"): v for v in _l(vm.vmi_spec.get("volumes")) if isinstance(v, dict)}
-    out: List[Expected] = []
 
-    # Disks.  A volume with no disk entry gets a plain disk (pkg/util SetDefaultVolumeDisk).
+    def skip(field_name: str, present: bool, rule_ids):
+        if present and not _known(field_name, version):
+            why = "spec.%s does not exist in KubeVirt %s (it arrived in %s): no device" % (
+                field_name, versions.show(version), versions.show(R.FIELD_SINCE[field_name]))
+            notes.append(why)
+            for rid in rule_ids:
+                p.absent.setdefault(rid, why)
+            return True
+        return False
+
+    # Disks.  The webhook gives a volume that no disk and no filesystem names a disk
+    # (util.SetDefaultVolumeDisk), from v0.54.0; filesystem (virtiofs) volumes never get one.
     disks = [d for d in _l(devices.get("disks")) if isinstance(d, dict)]
     named = {d.get("name") for d in disks}
+    fs_names = {f.get("name") for f in _l(devices.get("filesystems")) if isinstance(f, dict)}
     for vname in volumes:
-        if vname not in named and vname:
-            disks.append({"name": vname, "disk": {}})
+        if not vname or vname in named:
+            continue
+        if vname in fs_names:
+            notes.append("volume %s is a filesystem's: it gets no disk" % vname)
+        elif version >= R.VOLUME_DISKS_SINCE:
+            disks.append({"name": vname, "disk": {}, "_volume_only": True})
+        else:
+            notes.append("volume %s has no disk: KubeVirt %s adds none (the webhook adds one from %s)"
+                         % (vname, versions.show(version), versions.show(R.VOLUME_DISKS_SINCE)))
     targets: Dict[str, int] = {}
     for disk in disks:
-        out.append(_disk(disk, volumes.get(disk.get("name")), pref, arch, version, targets))
+        p.disk(disk, volumes.get(disk.get("name")), pref, targets)
 
     # Interfaces.  No interfaces and no networks: KubeVirt adds the pod interface "default".
-    ifaces = [i for i in _l(vm.vmi_spec.get("domain", {}).get("devices", {}).get("interfaces")) if isinstance(i, dict)]
+    ifaces = [i for i in _l(devices.get("interfaces")) if isinstance(i, dict)]
     autoattach_pod, _ = _pref_bool(devices, pref, "autoattachPodInterface", "preferredAutoattachPodInterface", True)
     if not ifaces and not _l(vm.vmi_spec.get("networks")) and autoattach_pod:
         ifaces = [{"name": "default", "masquerade": {}, "_defaulted": True}]
+    skip("interfaces.binding", any(isinstance(i.get("binding"), dict) for i in ifaces), ["interface.passt-sidecar"])
     for iface in ifaces:
-        exp = _interface(iface, pref, version)
-        if exp:
-            out.append(exp)
+        p.interface(iface, pref)
 
-    # Controllers (compute/controllers.go).  The USB controller is always there; it is an xHCI
-    # one when a USB device needs it (arch IsUSBNeeded), which the inputs below decide too.
+    # Inputs: autoattachInputDevice is the VM controller's (autoAttachInputDevice).
     inputs = [i for i in _l(devices.get("inputs")) if isinstance(i, dict)]
-    auto_input, _ = _pref_bool(devices, pref, "autoattachInputDevice", "preferredAutoattachInputDevice", False)
+    auto_input, why_auto = _pref_bool(devices, pref, "autoattachInputDevice", "preferredAutoattachInputDevice",
+                                      False)
     if auto_input and not inputs:
-        inputs = [{"name": "default-0", "bus": pref.get("preferredInputBus") or "", "_auto": True}]
-    out.append(_usb_controller(arch, disks, inputs, devices, pref))
-    scsi_disk = any(_d(d.get(t)).get("bus") == "scsi" for d in disks for t in ("disk", "lun", "cdrom"))
+        if not _known("devices.autoattachInputDevice", version):
+            skip("devices.autoattachInputDevice", True, [])
+        elif not through_vm:
+            notes.append("%s, but this is a bare %s: only the VM controller adds that input, so there is none"
+                         % (why_auto, vm.kind or "VirtualMachineInstance"))
+        else:
+            inputs = [{"name": "default-0", "bus": pref.get("preferredInputBus") or "", "_auto": True}]
+
+    # Controllers (the USB one is always there; a USB device makes it xHCI on amd64).
+    usb_needs = []
+    if any(_input_bus(i, pref) == "usb" for i in inputs):
+        usb_needs.append("a usb input")
+    if version < R.USB_DISK_SINCE and any(e.bus == "usb" for e in p.out if e.kind == "disk"):
+        notes.append("KubeVirt %s rejects a disk on bus usb (accepted from %s): the VMI is not created"
+                     % (versions.show(version), versions.show(R.USB_DISK_SINCE)))
+    # the buses as the webhook/preference resolved them; only a `disk` on usb counts (arch IsUSBNeeded)
+    if any(e.bus == "usb" and e.device == "disk" for e in p.out if e.kind == "disk"):
+        usb_needs.append("a usb disk")
+    if isinstance(devices.get("clientPassthrough"), dict) and not skip(
+            "devices.clientPassthrough", True, []):
+        usb_needs.append("clientPassthrough")
+    if arch == "arm64":
+        why_usb = "USB controller: always xHCI on arm64"
+    elif usb_needs and arch == "amd64":
+        why_usb = "USB controller: %s needs it" % " and ".join(usb_needs)
+    else:
+        why_usb = "USB controller: always emitted; no USB device%s" % (" on s390x" if arch == "s390x" else "")
+    p.add("controller", "usb0", SpecDevice("controller.usb", version, arch, usb=bool(usb_needs)), why_usb)
+
+    scsi_disk = any(e.bus == "scsi" for e in p.out if e.kind == "disk")  # compute/controllers.go requiresSCSIController
     hotplug_off = devices.get("disableHotplug") is True
     why_hp = "disableHotplug unset"
     if isinstance(pref.get("preferredDisableHotplug"), bool):  # this preference overrides the VMI (plain bool)
@@ -97,134 +184,213 @@ def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
         why_hp = "disableHotplug = true"
     if not hotplug_off or scsi_disk:
         why = why_hp + (" and a disk on bus scsi" if scsi_disk and hotplug_off else "") + ": SCSI controller for hotplug"
-        out.append(Expected("controller", "scsi0", R.pick("controller.scsi", version), why))
+        p.add("controller", "scsi0", SpecDevice("controller.scsi", version, arch), why)
+    else:
+        p.absent_for(["controller.scsi", "controller.scsi.legacy"], why_hp + " and no disk on bus scsi: no SCSI controller")
     serial_on, why_serial = _pref_bool(devices, pref, "autoattachSerialConsole",
                                        "preferredAutoattachSerialConsole", True)
-    if serial_on:
-        out.append(Expected("controller", "virtio-serial0", R.pick("controller.virtio-serial", version),
-                            why_serial + ": virtio-serial controller emitted"))
-    else:
-        out.append(Expected("controller", "virtio-serial0", R.rule("controller.virtio-serial.libvirt"),
-                            why_serial + ": KubeVirt omits the controller; the guest-agent channel still needs one"))
+    p.add("controller", "virtio-serial0", SpecDevice("controller.virtio-serial", version, arch, on=serial_on),
+          why_serial + (": virtio-serial controller emitted" if serial_on else
+                        ": KubeVirt omits the controller; the guest-agent channel still needs one"))
 
     # memballoon: always present; model none when switched off.
     balloon_on, why_b = _pref_bool(devices, pref, "autoattachMemBalloon", "preferredAutoattachMemBalloon", True)
-    out.append(Expected("memballoon", "memballoon0",
-                        R.pick("memballoon.virtio", version) if balloon_on else R.rule("memballoon.none"), why_b))
+    p.add("memballoon", "memballoon0", SpecDevice("memballoon", version, arch, on=balloon_on), why_b)
 
     # rng: only when asked for.
     if isinstance(devices.get("rng"), dict):
-        out.append(Expected("rng", "rng0", R.pick("rng.virtio", version), "spec.domain.devices.rng is set"))
+        p.add("rng", "rng0", SpecDevice("rng", version, arch), "spec.domain.devices.rng is set")
     elif isinstance(pref.get("preferredRng"), dict):
-        out.append(Expected("rng", "rng0", R.pick("rng.virtio", version), "preference preferredRng is set"))
+        p.add("rng", "rng0", SpecDevice("rng", version, arch), "preference preferredRng is set")
 
-    # Inputs.
     for inp in inputs:
         bus = _input_bus(inp, pref)
         name = str(inp.get("name") or "input")
-        why = "inputs[%s].bus = %s" % (name, bus) + (" (autoattachInputDevice)" if inp.get("_auto") else "")
-        out.append(Expected("input", name, R.rule("input.virtio" if bus == "virtio" else "input.usb"), why, bus=bus))
+        why = "inputs[%s].bus = %s" % (name, bus) + (
+            " (autoattachInputDevice: the VM controller added it)" if inp.get("_auto") else "")
+        p.add("input", name, SpecDevice("input", version, arch, bus=bus), why, bus=bus)
+    # arm64 v0.41.0-v0.46.x: the arm64 webhook turns graphics off when the spec leaves it unset
+    arm64_off = arch == "arm64" and version < R.ARM64_GRAPHICS_ON_SINCE
     graphics_on, why_g = _pref_bool(devices, pref, "autoattachGraphicsDevice",
-                                    "preferredAutoattachGraphicsDevice", True)
+                                    "preferredAutoattachGraphicsDevice", not arm64_off)
+    if arm64_off and "unset" in why_g:
+        why_g = "autoattachGraphicsDevice unset: KubeVirt %s's arm64 webhook sets it false" % versions.show(version)
     if graphics_on and arch == "s390x":
-        out.append(Expected("input", "keyboard0", R.rule("input.s390x-keyboard"), why_g + " on s390x", bus="virtio"))
+        p.add("input", "keyboard0", SpecDevice("keyboard", version, arch), why_g + " on s390x", bus="virtio",
+              none_why="KubeVirt %s adds no keyboard on s390x (from v1.4.1 it does)" % versions.show(version))
 
     # Video.
     video = _d(devices.get("video"))
     if graphics_on:
-        if video.get("type"):
-            out.append(Expected("video", "video0", R.rule("video.type"), "video.type = %s" % video["type"],
-                                literal=str(video["type"])))
-        elif _efi(vm.vmi_spec):
-            out.append(Expected("video", "video0", R.rule("video.efi"),
-                                why_g + ": default video for an EFI guest on " + arch))
+        vtype = str(video["type"]) if video.get("type") else None
+        if vtype and skip("devices.video", True, ["video.type"]):
+            vtype = None
+        efi = _efi(vm.vmi_spec)
+        if vtype:
+            why = "video.type = %s" % vtype
+        elif efi:
+            why = why_g + ": default video for an EFI guest on " + arch
         else:
-            out.append(Expected("video", "video0", R.rule("video.default"), why_g + ": default video for " + arch))
+            why = why_g + ": default video for " + arch
+        p.add("video", "video0", SpecDevice("video", version, arch, model=vtype, efi=efi), why, literal=vtype)
+    else:
+        p.absent_for(["video.default", "video.efi", "video.type", "input.s390x-keyboard"], why_g + ": no video")
 
     # vsock (only when the VSOCK feature allocated a CID).
-    if devices.get("autoattachVSOCK") is True and version >= (0, 59, 0):
-        out.append(Expected("vsock", "vsock0", R.pick("vsock.virtio", version), "autoattachVSOCK = true"))
+    if devices.get("autoattachVSOCK") is True and not skip("devices.autoattachVSOCK", True, []):
+        p.add("vsock", "vsock0", SpecDevice("vsock", version, arch), "autoattachVSOCK = true")
 
     for fs in _l(devices.get("filesystems")):
         if isinstance(fs, dict) and isinstance(fs.get("virtiofs"), dict):
-            out.append(Expected("filesystem", str(fs.get("name")), R.rule("filesystem.virtiofs"),
-                                "filesystems[%s].virtiofs" % fs.get("name")))
-    if isinstance(devices.get("watchdog"), dict) and arch != "arm64":  # arm64: the converter refuses it
+            p.add("filesystem", str(fs.get("name")), SpecDevice("filesystem", version, arch),
+                  "filesystems[%s].virtiofs" % fs.get("name"))
+    if isinstance(devices.get("watchdog"), dict):
         w = devices["watchdog"]
-        out.append(Expected("watchdog", str(w.get("name") or "watchdog0"), R.rule("watchdog"), "watchdog is set"))
-    if isinstance(devices.get("sound"), dict):
+        p.add("watchdog", str(w.get("name") or "watchdog0"), SpecDevice("watchdog", version, arch),
+              "watchdog is set")
+    if isinstance(devices.get("sound"), dict) and not skip("devices.sound", True, ["sound"]):
         s = devices["sound"]
-        out.append(Expected("sound", str(s.get("name") or "sound0"), R.rule("sound"), "sound is set",
-                            literal=str(s.get("model") or pref.get("preferredSoundModel") or "ich9")))
+        model = s.get("model") or pref.get("preferredSoundModel") or ""
+        # The converter copies ich9/ac97 and uses ich9 when the spec names none (compute/sound.go).
+        literal = str(model) if model in ("ich9", "ac97") else "ich9"
+        why = "sound.model = %s" % model if model else "sound.model unset (ich9)"
+        p.add("sound", str(s.get("name") or "sound0"), SpecDevice("sound", version, arch, model=model or None),
+              why, literal=literal)
     if isinstance(devices.get("tpm"), dict) or isinstance(pref.get("preferredTPM"), dict):
-        tpm = _d(devices.get("tpm")) or _d(pref.get("preferredTPM"))
-        out.append(Expected("tpm", "tpm0", R.rule("tpm"), "tpm is set"))
-        if tpm.get("persistent"):
-            out[-1].literal = "tpm-crb"
+        if not skip("devices.tpm", True, ["tpm"]):
+            tpm = _d(devices.get("tpm")) or _d(pref.get("preferredTPM"))
+            persistent = tpm.get("persistent") is True and version >= (1, 0, 0)
+            p.add("tpm", "tpm0", SpecDevice("tpm", version, arch, persistent=persistent),
+                  "tpm is set" + (" (persistent)" if persistent else ""))
+    panics = [x for x in _l(devices.get("panicDevices")) if isinstance(x, dict)]
+    if panics and not skip("devices.panicDevices", True, ["panic"]):
+        for i, pd in enumerate(panics):
+            p.add("panic", "panic%d" % i, SpecDevice("panic", version, arch, model=pd.get("model")),
+                  "panicDevices[%d].model = %s" % (i, pd.get("model")), literal=pd.get("model"))
     for gpu in _l(devices.get("gpus")) + _l(devices.get("hostDevices")):
         if isinstance(gpu, dict):
-            out.append(Expected("hostdev", str(gpu.get("name")), R.rule("hostdev"), "host device %s" % gpu.get("name")))
-    return out
+            p.add("hostdev", str(gpu.get("name")), SpecDevice("hostdev", version, arch),
+                  "host device %s" % gpu.get("name"))
+    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes + p.skipped)
+
+
+class _Predictor:
+    def __init__(self, arch, version):
+        self.arch, self.version = arch, version
+        self.out: List[Expected] = []
+        self.absent: Dict[str, str] = {}
+        self.skipped: List[str] = []  # spec devices the converter leaves to someone else
+
+    def add(self, kind, name, dev: SpecDevice, why, none_why: Optional[str] = None, **kw) -> Optional[Expected]:
+        rule = R.select(dev)
+        if rule is None:
+            self.absent.setdefault("%s:%s" % (kind, name), none_why or "no rule of KubeVirt %s makes a %s from %s"
+                                   % (versions.show(self.version), dev.what, why))
+            return None
+        if rule.model(False, self.arch, self.version) == R.UNSUPPORTED:
+            self.absent.setdefault(rule.id, "%s: KubeVirt %s refuses it on %s, the VM does not start"
+                                   % (why, versions.show(self.version), self.arch))
+            return None
+        exp = Expected(kind, name, rule, why, version=self.version, spec=dev, **kw)
+        self.out.append(exp)
+        return exp
+
+    def absent_for(self, rule_ids, why):
+        for rid in rule_ids:
+            self.absent.setdefault(rid, why)
+
+    def finish(self) -> Dict[str, str]:
+        used = {e.rule.id for e in self.out}
+        out = {}
+        for r in R.rules_for(self.version):
+            if r.id in used:
+                continue
+            out[r.id] = self.absent.get(r.id) or r.unpredicted or "nothing in the spec meets its condition (%s)" % (
+                r.condition)
+        for k, v in self.absent.items():
+            if ":" in k:  # a spec device no rule makes at this release
+                out[k] = v
+        return out
+
+    def disk(self, disk, volume, pref, targets) -> None:
+        name = str(disk.get("name"))
+        dtype = next((t for t in ("disk", "lun", "cdrom") if isinstance(disk.get(t), dict)), "disk")
+        body = _d(disk.get(dtype))
+        bus = body.get("bus")
+        defaulted = False
+        why = "disks[%s].%s.bus = %s" % (name, dtype, bus)
+        if not bus:
+            pref_field = {"disk": "preferredDiskBus", "lun": "preferredLunBus", "cdrom": "preferredCdromBus"}[dtype]
+            if pref.get(pref_field):
+                bus = pref[pref_field]
+                why = "disks[%s].%s.bus unset; preference %s = %s" % (name, dtype, pref_field, bus)
+            else:
+                # pkg/defaults setDefault<Arch>DisksBus; arm64's virtio default from v0.57.0
+                virtio_default = self.arch == "s390x" or (
+                    self.arch == "arm64" and self.version >= R.ARM64_VIRTIO_DISK_BUS_SINCE)
+                bus = "virtio" if virtio_default else "sata"
+                defaulted = True
+                why = "disks[%s].%s.bus unset: the %s default is %s" % (name, dtype, self.arch, bus)
+        if disk.get("_volume_only"):
+            why = "volume %s has no disk: the webhook adds one (%s)" % (name, why)
+        downward = isinstance(_d(volume).get("downwardMetrics"), dict) and _known("volumes.downwardMetrics",
+                                                                                   self.version)
+        if downward:
+            why, bus = "volume %s is downwardMetrics" % name, "virtio"
+        prefix = "vd" if bus == "virtio" else "sd"
+        n = targets.get(prefix, 0)
+        targets[prefix] = n + 1
+        self.add("disk", name, SpecDevice("disk", self.version, self.arch, dtype=dtype, bus=bus,
+                                          bus_defaulted=defaulted and not downward, downward=downward),
+                 why, bus=bus, target=prefix + _letters(n), device=dtype)
+
+    def interface(self, iface, pref) -> None:
+        name = str(iface.get("name"))
+        if isinstance(iface.get("sriov"), dict):
+            self.add("hostdev", name, SpecDevice("interface", self.version, self.arch, sriov=True),
+                     "interfaces[%s].sriov" % name)
+            return
+        if iface.get("state") == "absent":
+            return
+        binding = _d(iface.get("binding")) if _known("interfaces.binding", self.version) else {}
+        model = iface.get("model")
+        why = "interfaces[%s].model = %s" % (name, model)
+        if not model:
+            if pref.get("preferredInterfaceModel"):
+                model = pref["preferredInterfaceModel"]
+                why = "interfaces[%s].model unset; preference preferredInterfaceModel = %s" % (name, model)
+            else:
+                model = "virtio"
+                why = "interfaces[%s].model unset (default virtio)" % name
+        if iface.get("_defaulted"):
+            why = "no interfaces in the spec: KubeVirt adds the pod interface 'default' (model virtio)"
+        passt = binding.get("name") == "passt"
+        slirp = isinstance(iface.get("slirp"), dict)
+        plugins = self.version >= R.PLUGIN_BINDINGS_SINCE
+        if passt and self.version >= R.PASST_SIDECAR_SINCE:
+            why = "interfaces[%s].binding passt" % name
+        elif plugins and (slirp or binding):
+            self.skipped.append(
+                "interface %s uses %s: KubeVirt %s's converter skips it and that plugin's sidecar writes it "
+                "(not predicted)" % (name, "slirp" if slirp else "the binding plugin %s" % binding.get("name"),
+                                     versions.show(self.version)))
+            return
+        literal = None if model == "virtio" and not slirp else str(model)
+        if slirp:  # getInterfaceType: slirp works only with e1000 or rtl8139
+            literal = str(model) if model in ("e1000", "rtl8139") else "e1000"
+            why = "interfaces[%s].slirp with model %s -> %s" % (name, model, literal)
+        self.add("interface", name, SpecDevice("interface", self.version, self.arch, model=str(model), passt=passt,
+                                               slirp=slirp), why, literal=literal)
 
 
 def _input_bus(inp, pref) -> str:
     return inp.get("bus") or pref.get("preferredInputBus") or "usb"  # API default: usb
 
 
-def _usb_controller(arch, disks, inputs, devices, pref) -> Expected:
-    """compute/controllers.go with arch IsUSBNeeded: amd64 needs xHCI for a usb input, a usb
-    disk or clientPassthrough; arm64 always (its USB tablet and keyboard); s390x never."""
-    needs = []
-    if any(_input_bus(i, pref) == "usb" for i in inputs):
-        needs.append("a usb input")
-    if any(_d(d.get(t)).get("bus") == "usb" for d in disks for t in ("disk", "lun", "cdrom")):
-        needs.append("a usb disk")
-    if isinstance(devices.get("clientPassthrough"), dict):
-        needs.append("clientPassthrough")
-    if arch == "arm64":
-        return Expected("controller", "usb0", R.rule("controller.usb"), "USB controller: always xHCI on arm64")
-    if needs and arch != "s390x":
-        return Expected("controller", "usb0", R.rule("controller.usb.xhci"),
-                        "USB controller: %s needs it" % " and ".join(needs))
-    return Expected("controller", "usb0", R.rule("controller.usb"),
-                    "USB controller: always emitted; no USB device%s" % (" on s390x" if arch == "s390x" else ""))
-
-
 def _efi(vmi_spec) -> bool:
-    """spec.domain.firmware.bootloader.efi (compute/graphics.go picks bochs for EFI guests)."""
+    """spec.domain.firmware.bootloader.efi (EFI guests get bochs from v1.1.0)."""
     firmware = _d(_d(vmi_spec.get("domain")).get("firmware"))
     return "efi" in _d(firmware.get("bootloader"))
-
-
-def _disk(disk, volume, pref, arch, version, targets) -> Expected:
-    name = str(disk.get("name"))
-    dtype = next((t for t in ("disk", "lun", "cdrom") if isinstance(disk.get(t), dict)), "disk")
-    body = _d(disk.get(dtype))
-    bus = body.get("bus")
-    why_bus = "disks[%s].%s.bus = %s" % (name, dtype, bus)
-    if not bus:
-        pref_field = {"disk": "preferredDiskBus", "lun": "preferredLunBus", "cdrom": "preferredCdromBus"}[dtype]
-        if pref.get(pref_field):
-            bus = pref[pref_field]
-            why_bus = "disks[%s].%s.bus unset; preference %s = %s" % (name, dtype, pref_field, bus)
-        else:
-            bus = "sata" if arch == "amd64" else "virtio"  # pkg/defaults setDefault<Arch>DisksBus
-            why_bus = "disks[%s].%s.bus unset: the %s default is %s" % (name, dtype, arch, bus)
-    if isinstance(_d(volume).get("downwardMetrics"), dict):
-        rule, why = R.rule("disk.downward-metrics"), "volume %s is downwardMetrics" % name
-        bus = "virtio"
-    elif dtype == "lun":
-        rule, why = R.rule("disk.lun"), why_bus
-    elif dtype == "cdrom":
-        rule, why = R.rule("disk.cdrom"), why_bus
-    elif bus == "virtio":
-        rule, why = R.pick("disk.virtio", version), why_bus
-    else:
-        rule, why = R.rule("disk.non-virtio"), why_bus
-    prefix = "vd" if bus == "virtio" else "sd"
-    n = targets.get(prefix, 0)
-    targets[prefix] = n + 1
-    return Expected("disk", name, rule, why, bus=bus, target=prefix + _letters(n), device=dtype)
 
 
 def _letters(n: int) -> str:
@@ -234,28 +400,3 @@ def _letters(n: int) -> str:
         n, r = divmod(n - 1, 26)
         s = string.ascii_lowercase[r] + s
     return s
-
-
-def _interface(iface, pref, version) -> Optional[Expected]:
-    name = str(iface.get("name"))
-    if isinstance(iface.get("sriov"), dict):
-        return Expected("hostdev", name, R.rule("interface.sriov"), "interfaces[%s].sriov" % name)
-    if iface.get("state") == "absent":
-        return None
-    binding = _d(iface.get("binding"))
-    model = iface.get("model")
-    why = "interfaces[%s].model = %s" % (name, model)
-    if not model:
-        if pref.get("preferredInterfaceModel"):
-            model = pref["preferredInterfaceModel"]
-            why = "interfaces[%s].model unset; preference preferredInterfaceModel = %s" % (name, model)
-        else:
-            model = "virtio"
-            why = "interfaces[%s].model unset (default virtio)" % name
-    if iface.get("_defaulted"):
-        why = "no interfaces in the spec: KubeVirt adds the pod interface 'default' (model virtio)"
-    if binding.get("name") == "passt":
-        return Expected("interface", name, R.rule("interface.passt-sidecar"), "interfaces[%s].binding passt" % name)
-    if model != "virtio":
-        return Expected("interface", name, R.rule("interface.emulated"), why, literal=str(model))
-    return Expected("interface", name, R.pick("interface.virtio", version), why)

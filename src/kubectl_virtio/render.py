@@ -213,12 +213,13 @@ def translate_table(rows: List[Dict[str, Any]], meta: Dict[str, Any], fmt: str =
     headers = ["id", "device", "spec condition", "unset / false", "true"]
     if wide:
         headers += ["kubevirt versions", "qemu device (false | true)", "libvirt slot -> variant (false | true)",
-                    "kubevirt source", "why"]
+                    "kubevirt source per release span (file function @tag read)", "why"]
     out = []
     for r in rows:
         row = [r["id"], r["kind"], r["condition"], r["whenFalse"] or "(no model)", r["whenTrue"] or "(no model)"]
         if wide:
-            row += [r["versions"], _both(r, _qemu_text), _both(r, _slot_text), r["source"], r["reason"]]
+            row += [r["versions"], _both(r, _qemu_text), _both(r, _slot_text), r.get("sourcesText") or r["source"],
+                    r["reason"]]
         out.append(row)
     title = "KubeVirt %s translate table, arch %s (spec.domain.devices.useVirtioTransitional)" % (
         meta["kubevirtVersion"], meta["arch"])

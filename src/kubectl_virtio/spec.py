@@ -26,6 +26,27 @@ def valid_name(name: str) -> bool:
 
 # --- Loading ------------------------------------------------------------------------------
 
+# Bounds on what a manifest may cost.  A VM manifest nests ~15 levels deep; a List of a few
+# hundred VMs has some 10^5 nodes.  Aliases are legitimate YAML, but each one re-uses a whole
+# subtree: nine levels of nine aliases (a 500-byte file) stand for 9^9 nodes, which cost
+# minutes and gigabytes as soon as anything walks or prints them.
+MAX_DEPTH = 64
+MAX_EXPANDED_NODES = 200_000
+MAX_ECHO = 120
+
+
+def clip(text, limit: int = MAX_ECHO) -> str:
+    """`text` cut to `limit` characters for a message (never echo unbounded input)."""
+    text = text if isinstance(text, str) else repr(text) if isinstance(text, (int, float, bool)) else \
+        "a %s" % _type_name(text)
+    return text if len(text) <= limit else text[:limit] + "... (%d characters)" % len(text)
+
+
+def _type_name(v) -> str:
+    return {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(v), type(v).__name__)
+
+
 def load_documents(text: str, source: str = "manifest") -> List[Dict[str, Any]]:
     """YAML (multi-document) or JSON text -> objects; a `List` is flattened."""
     if len(text.encode("utf-8", errors="replace")) > MAX_MANIFEST_BYTES:
@@ -37,9 +58,14 @@ def load_documents(text: str, source: str = "manifest") -> List[Dict[str, Any]]:
     if stripped.startswith(("{", "[")):
         try:
             parsed = json.loads(text)
-            docs = parsed if isinstance(parsed, list) else [parsed]
+        except RecursionError:
+            raise InputError("%s is nested too deeply (more than %d levels); that is not a VM manifest"
+                             % (source, MAX_DEPTH)) from None
         except ValueError:
             docs = _load_yaml(text, source)
+        else:
+            check_depth(parsed, source)
+            docs = parsed if isinstance(parsed, list) else [parsed]
     else:
         docs = _load_yaml(text, source)
     out: List[Dict[str, Any]] = []
@@ -47,11 +73,12 @@ def load_documents(text: str, source: str = "manifest") -> List[Dict[str, Any]]:
         if d is None:
             continue
         if not isinstance(d, dict):
-            raise InputError("%s: a document is a %s, not a Kubernetes object" % (source, type(d).__name__))
-        if d.get("kind") == "List" or (str(d.get("kind", "")).endswith("List") and "items" in d):
+            raise InputError("%s: a document is a %s, not a Kubernetes object" % (source, _type_name(d)))
+        kind = d.get("kind")
+        if isinstance(kind, str) and (kind == "List" or (kind.endswith("List") and "items" in d)):
             items = d.get("items") or []
             if not isinstance(items, list):
-                raise InputError("%s: `items` of the %s is not a list" % (source, d.get("kind")))
+                raise InputError("%s: `items` of the %s is a %s, not a list" % (source, clip(kind), _type_name(items)))
             out.extend(i for i in items if isinstance(i, dict))
         else:
             out.append(d)
@@ -60,28 +87,101 @@ def load_documents(text: str, source: str = "manifest") -> List[Dict[str, Any]]:
     return out
 
 
+def check_depth(obj: Any, source: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse objects nested deeper than `limit` (iteratively: deep input must not recurse)."""
+    stack = [(obj, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if depth > limit:
+            raise InputError("%s is nested too deeply (more than %d levels); that is not a VM manifest"
+                             % (source, limit))
+        stack.extend((c, depth + 1) for c in children)
+
+
 def _load_yaml(text: str, source: str) -> List[Any]:
     import yaml  # deferred: only manifests need it
 
-    class Loader(yaml.SafeLoader):
-        """SafeLoader that refuses alias bombs (a few aliases are legitimate YAML)."""
+    too_deep = "%s is nested too deeply (more than %d levels); that is not a VM manifest" % (source, MAX_DEPTH)
 
+    class Loader(yaml.SafeLoader):
+        """SafeLoader with bounded nesting and bounded alias expansion."""
+
+        depth = 0
         aliases = 0
 
         def compose_node(self, parent, index):
             if self.check_event(yaml.events.AliasEvent):
-                Loader.aliases += 1
-                if Loader.aliases > 100:
-                    raise InputError("%s uses more than 100 YAML aliases; refused" % source)
-            return super().compose_node(parent, index)
+                self.aliases += 1
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise InputError(too_deep)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
+        def compose_document(self):
+            node = super().compose_document()
+            if self.aliases:
+                _check_expansion(node, source)
+            return node
+
+    loader = None
     try:
-        return list(yaml.load_all(text, Loader=Loader))
+        loader = Loader(text)  # the reader checks the characters here already
+        docs = []
+        while loader.check_data():
+            docs.append(loader.get_data())
+        return docs
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InputError("%s is not valid YAML or JSON%s: %s" % (source, where, problem)) from None
+        raise InputError("%s is not valid YAML or JSON%s: %s" % (source, where, clip(problem))) from None
+    except RecursionError:  # a construct path we did not bound: still no traceback
+        raise InputError(too_deep) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_expansion(root, source: str) -> None:
+    """The number of nodes the document stands for once every alias is expanded, counted on
+    the node graph (each distinct node once, so this costs as much as the text)."""
+    import yaml
+
+    size: Dict[int, int] = {}
+    visiting = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        if not done and id(node) in visiting:
+            raise InputError("%s uses a YAML alias inside its own anchor (a recursive structure); refused" % source)
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            size[id(node)] = 1
+            continue
+        if not done:
+            visiting.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        total = 1 + sum(size.get(id(c), 1) for c in children)
+        if total > MAX_EXPANDED_NODES:
+            raise InputError("%s uses YAML aliases that expand to more than %d nodes (an alias bomb?); refused"
+                             % (source, MAX_EXPANDED_NODES))
+        size[id(node)] = total
 
 
 # --- The spec that applies ----------------------------------------------------------------
@@ -112,6 +212,34 @@ class VMSpec:
     preference: Optional[Preference] = None
     raw: Dict[str, Any] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)  # what reading the manifests noticed
+    # The VM names a preference that was not given (offline: not among the -f files), so a
+    # flag the template leaves unset is a guess.
+    preference_unread: bool = False
+
+    @property
+    def preference_name(self) -> Optional[str]:
+        """The preference spec.preference names (kind and name), e.g. `VirtualMachineClusterPreference
+        u1.small`, or None."""
+        ref = self.preference_ref or {}
+        if ref.get("name"):
+            return "%s %s" % (ref.get("kind") or "VirtualMachineClusterPreference", clip(ref["name"], 80))
+        if ref.get("inferFromVolume"):
+            return "inferred from volume %s" % clip(ref["inferFromVolume"], 80)
+        return None
+
+    def preference_hint(self) -> str:
+        """How to hand the preference to `explain -f` (short names from KubeVirt's CRDs:
+        pkg/virt-operator/resource/generate/components/crds.go)."""
+        ref = self.preference_ref or {}
+        name = ref.get("name")
+        if not name:
+            return "pass the preference KubeVirt resolved with -f (the VM's status.preferenceRef names it)"
+        if str(ref.get("kind") or "").lower() in ("virtualmachinepreference", "vmpref"):
+            get = "kubectl get vmpref %s%s -o yaml > pref.yaml" % (
+                clip(name, 80), " -n %s" % self.namespace if self.namespace else "")
+        else:
+            get = "kubectl get vmcp %s -o yaml > pref.yaml" % clip(name, 80)
+        return "pass it with -f pref.yaml (`%s`)" % get
 
     @property
     def devices(self) -> Dict[str, Any]:
@@ -148,79 +276,194 @@ def _dict(v) -> Dict[str, Any]:
 
 
 def kind_of(obj: Dict[str, Any]) -> str:
-    return str(obj.get("kind") or "")
+    k = obj.get("kind")
+    return k if isinstance(k, str) else ""
+
+
+# --- Shapes -------------------------------------------------------------------------------
+# The fields the prediction reads, with the types KubeVirt's API gives them
+# (staging/src/kubevirt.io/api/core/v1/types.go, schema.go; instancetype/v1beta1/types.go).
+# A field of another type is a manifest the API server would refuse: it gets an error
+# naming the field, not a crash.  null is the same as absent, as for the API server.
+STR, BOOL, DICT = str, bool, dict
+_BUS = {"bus": STR}
+_NAMED = {"name": STR}
+DEVICES_SHAPE: Dict[str, Any] = {
+    "useVirtioTransitional": BOOL, "autoattachPodInterface": BOOL, "autoattachInputDevice": BOOL,
+    "autoattachSerialConsole": BOOL, "autoattachMemBalloon": BOOL, "autoattachGraphicsDevice": BOOL,
+    "autoattachVSOCK": BOOL, "disableHotplug": BOOL,
+    "disks": [{"name": STR, "disk": _BUS, "lun": _BUS, "cdrom": _BUS}],
+    "interfaces": [{"name": STR, "model": STR, "state": STR, "binding": _NAMED, "sriov": DICT,
+                    "masquerade": DICT, "bridge": DICT}],
+    "inputs": [{"name": STR, "bus": STR, "type": STR}],
+    "filesystems": [{"name": STR, "virtiofs": DICT}],
+    "gpus": [_NAMED], "hostDevices": [_NAMED],
+    "rng": DICT, "video": {"type": STR}, "watchdog": _NAMED, "sound": {"name": STR, "model": STR},
+    "tpm": {"persistent": BOOL}, "clientPassthrough": DICT,
+}
+VMI_SPEC_SHAPE: Dict[str, Any] = {
+    "domain": {"devices": DEVICES_SHAPE, "firmware": {"bootloader": DICT}, "machine": {"type": STR}},
+    "volumes": [{"name": STR, "downwardMetrics": DICT}],
+    "networks": [DICT],
+    "architecture": STR,
+}
+PREFERENCE_SHAPE: Dict[str, Any] = {"devices": dict(
+    {k: BOOL for k in ("preferredUseVirtioTransitional", "preferredAutoattachPodInterface",
+                       "preferredAutoattachInputDevice", "preferredAutoattachSerialConsole",
+                       "preferredAutoattachMemBalloon", "preferredAutoattachGraphicsDevice",
+                       "preferredDisableHotplug")},
+    **{k: STR for k in ("preferredDiskBus", "preferredLunBus", "preferredCdromBus", "preferredInterfaceModel",
+                        "preferredInputBus", "preferredSoundModel")},
+    preferredRng=DICT, preferredTPM=DICT)}
+METADATA_SHAPE: Dict[str, Any] = {"name": STR, "generateName": STR, "namespace": STR, "labels": DICT,
+                                  "annotations": DICT}
+_TYPE_WORD = {str: "a string", bool: "true or false", dict: "a mapping", list: "a list"}
+
+
+def shaped(value: Any, shape: Any, path: str, source: str) -> Any:
+    """`value` checked against `shape` (a type, a dict of field shapes, or [item shape]).
+    Returns a copy along the checked paths with null fields dropped; raises InputError
+    naming the first field of the wrong type."""
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            raise _wrong(path, list, value, source)
+        return [shaped(v, shape[0], "%s[%d]" % (path, i), source) if v is not None else v
+                for i, v in enumerate(value)]
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise _wrong(path, dict, value, source)
+        out = {}
+        for k, v in value.items():
+            if v is None:
+                continue  # null = absent
+            sub = shape.get(k) if isinstance(k, str) else None
+            out[k] = shaped(v, sub, "%s.%s" % (path, k) if path else str(k), source) if sub is not None else v
+        return out
+    if shape is DICT and isinstance(value, dict):
+        return value
+    if not isinstance(value, shape) or (shape is not bool and isinstance(value, bool)):
+        raise _wrong(path, shape, value, source)
+    return value
+
+
+def _wrong(path: str, want, value, source: str) -> InputError:
+    return InputError("%s: %s is %s, not %s" % (source, clip(path, 200), _a(value), _TYPE_WORD.get(want, want)),
+                      "fix the manifest: the API server would refuse this field")
+
+
+def _a(value) -> str:
+    word = _type_name(value)
+    return "null" if value is None else ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def _field(obj: Dict[str, Any], key: str, path: str, source: str) -> Dict[str, Any]:
+    """obj[key] as a mapping: {} when absent or null, an error naming the field otherwise."""
+    v = obj.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise _wrong(path, dict, v, source)
+    return v
+
+
+def _string_map(m: Dict[str, Any], path: str, source: str) -> Dict[str, str]:
+    for k, v in m.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InputError("%s: %s[%s] is %s, not a string" % (source, path, clip(k, 60), _a(v)),
+                             "quote the value in the manifest (labels and annotations are strings)")
+    return dict(m)
 
 
 def vm_from_object(obj: Dict[str, Any], source: str = "manifest") -> VMSpec:
+    if not isinstance(obj, dict):
+        raise InputError("%s: the object is %s, not a Kubernetes object" % (source, _a(obj)))
     kind = kind_of(obj)
-    meta = _dict(obj.get("metadata"))
-    spec = _dict(obj.get("spec"))
+    if kind not in VM_KINDS:
+        raise InputError("%s is a %s; expected a VirtualMachine or VirtualMachineInstance"
+                         % (source, clip(kind) or "object without kind"))
+    meta = shaped(_field(obj, "metadata", "metadata", source), METADATA_SHAPE, "metadata", source)
     name = meta.get("name") or meta.get("generateName") or ""
-    if kind == "VirtualMachineInstance":
-        vmi_spec, tmeta = spec, meta
-    elif kind == "VirtualMachine":
-        template = _dict(spec.get("template"))
-        vmi_spec, tmeta = _dict(template.get("spec")), _dict(template.get("metadata"))
-    elif kind == "VirtualMachinePool":
-        vm_template = _dict(spec.get("virtualMachineTemplate"))
-        template = _dict(_dict(vm_template.get("spec")).get("template"))
-        vmi_spec, tmeta = _dict(template.get("spec")), _dict(template.get("metadata"))
-        spec = _dict(vm_template.get("spec"))
-    elif kind == "VirtualMachineInstanceReplicaSet":
-        template = _dict(spec.get("template"))
-        vmi_spec, tmeta = _dict(template.get("spec")), _dict(template.get("metadata"))
-    else:
-        raise InputError("%s is a %s; expected a VirtualMachine or VirtualMachineInstance" % (source, kind or "object without kind"))
-    if not isinstance(obj.get("spec"), dict):
-        raise InputError("%s: %s %r has no spec" % (source, kind, name))
     if not name:
         raise InputError("%s: the %s has no metadata.name" % (source, kind))
-    if not valid_name(str(name).rstrip("-")):
-        raise InputError("%s: %r is not a valid Kubernetes name" % (source, name))
-    labels = dict(_dict(meta.get("labels")))
-    labels.update(_dict(tmeta.get("labels")))
-    annotations = dict(_dict(meta.get("annotations")))
-    annotations.update(_dict(tmeta.get("annotations")))
-    pref_ref = spec.get("preference") if kind != "VirtualMachineInstance" else None
-    return VMSpec(kind=kind, name=str(name), namespace=meta.get("namespace"), vmi_spec=vmi_spec, labels=labels,
-                  annotations=annotations, preference_ref=pref_ref if isinstance(pref_ref, dict) else None, raw=obj)
+    if not valid_name(name.rstrip("-")):
+        raise InputError("%s: %r is not a valid Kubernetes name" % (source, clip(name)))
+    if obj.get("spec") is None:
+        raise InputError("%s: %s %s has no spec" % (source, kind, name))
+    spec = _field(obj, "spec", "spec", source)
+    if kind == "VirtualMachineInstance":
+        vmi_spec, tmeta, where = spec, {}, "spec"
+    elif kind == "VirtualMachinePool":
+        vm_template = _field(spec, "virtualMachineTemplate", "spec.virtualMachineTemplate", source)
+        spec = _field(vm_template, "spec", "spec.virtualMachineTemplate.spec", source)
+        where = "spec.virtualMachineTemplate.spec.template"
+        template = _field(spec, "template", where, source)
+        vmi_spec, tmeta, where = _field(template, "spec", where + ".spec", source), template.get("metadata"), \
+            where + ".spec"
+    else:  # VirtualMachine, VirtualMachineInstanceReplicaSet
+        template = _field(spec, "template", "spec.template", source)
+        vmi_spec, tmeta, where = _field(template, "spec", "spec.template.spec", source), \
+            template.get("metadata"), "spec.template.spec"
+    vmi_spec = shaped(vmi_spec, VMI_SPEC_SHAPE, where, source)
+    tmeta = shaped(tmeta if tmeta is not None else {}, METADATA_SHAPE, where[:-len("spec")] + "metadata", source)
+    labels = _string_map(_dict(meta.get("labels")), "metadata.labels", source)
+    labels.update(_string_map(_dict(tmeta.get("labels")), "template metadata.labels", source))
+    annotations = _string_map(_dict(meta.get("annotations")), "metadata.annotations", source)
+    annotations.update(_string_map(_dict(tmeta.get("annotations")), "template metadata.annotations", source))
+    pref_ref = None
+    if kind != "VirtualMachineInstance" and spec.get("preference") is not None:
+        pref_ref = shaped(spec.get("preference"), {"name": STR, "kind": STR, "inferFromVolume": STR},
+                          ("spec.virtualMachineTemplate.spec" if kind == "VirtualMachinePool" else "spec")
+                          + ".preference", source)
+    return VMSpec(kind=kind, name=name, namespace=meta.get("namespace"), vmi_spec=vmi_spec, labels=labels,
+                  annotations=annotations, preference_ref=pref_ref, raw=obj)
 
 
-def preference_from_object(obj: Dict[str, Any]) -> Preference:
+def preference_from_object(obj: Dict[str, Any], source: str = "manifest") -> Preference:
+    if not isinstance(obj, dict):
+        raise InputError("%s: the preference is %s, not a Kubernetes object" % (source, _a(obj)))
     kind = kind_of(obj)
-    meta = _dict(obj.get("metadata"))
+    meta = shaped(_field(obj, "metadata", "metadata", source), METADATA_SHAPE, "metadata", source)
     if kind == "ControllerRevision":
-        data = _dict(obj.get("data"))
-        inner = preference_from_object(data) if kind_of(data) in PREFERENCE_KINDS else None
+        data = obj.get("data")
+        inner = preference_from_object(data, source) if isinstance(data, dict) and \
+            kind_of(data) in PREFERENCE_KINDS else None
         if inner is None:
-            raise InputError("ControllerRevision %r does not hold a preference" % meta.get("name"))
-        inner.source = "revision %s" % meta.get("name")
+            raise InputError("%s: ControllerRevision %s does not hold a preference"
+                             % (source, clip(meta.get("name") or "")))
+        inner.source = "revision %s" % clip(meta.get("name") or "")
         return inner
-    return Preference(name=str(meta.get("name") or ""), kind=kind, spec=_dict(obj.get("spec")))
+    spec = shaped(_field(obj, "spec", "spec", source), PREFERENCE_SHAPE, "spec", source)
+    return Preference(name=clip(meta.get("name") or "", 253), kind=kind, spec=spec)
 
 
 def select(objects: List[Dict[str, Any]], source: str = "manifest") -> VMSpec:
     """From the documents of -f: the one VM/VMI and, if given, its preference."""
     vms = [o for o in objects if kind_of(o) in VM_KINDS]
     prefs = [o for o in objects if kind_of(o) in PREFERENCE_KINDS or kind_of(o) == "ControllerRevision"]
-    others = [kind_of(o) or "(no kind)" for o in objects if kind_of(o) not in KNOWN_KINDS]
+    others = [clip(kind_of(o), 60) or "(no kind)" for o in objects if kind_of(o) not in KNOWN_KINDS]
     if not vms:
-        what = ", ".join(sorted(set(others))) or "only preferences"
+        what = clip(", ".join(sorted(set(others))) or "only preferences", 300)
         raise InputError("%s has no VirtualMachine or VirtualMachineInstance (found: %s)" % (source, what))
     if len(vms) > 1:
-        names = ", ".join("%s/%s" % (kind_of(v), _dict(v.get("metadata")).get("name")) for v in vms)
+        names = clip(", ".join("%s/%s" % (kind_of(v), clip(_dict(v.get("metadata")).get("name"), 60))
+                               for v in vms[:10]), 400)
         raise InputError("%s holds %d VMs (%s); explain takes one" % (source, len(vms), names),
                          "split the file, or pass the one VM with -f")
     vm = vm_from_object(vms[0], source)
     if prefs:
-        vm.preference = _matching_preference(vm, [preference_from_object(p) for p in prefs])
+        vm.preference = _matching_preference(vm, [preference_from_object(p, source) for p in prefs])
+    if vm.preference is None and vm.kind != "VirtualMachineInstance" and vm.preference_name:
+        vm.preference_unread = True
+        vm.warnings.append("the %s uses preference %s, which was not given with -f: its device preferences are "
+                           "left out, and an unset useVirtioTransitional is assumed to be the default; %s"
+                           % (vm.kind, vm.preference_name, vm.preference_hint()))
     return vm
 
 
 def _matching_preference(vm: VMSpec, prefs: List[Preference]) -> Optional[Preference]:
     """The preference KubeVirt applies: the one spec.preference names, of its kind (default
     VirtualMachineClusterPreference; kubevirt-facts §3).  Others are ignored, with a warning."""
-    names = ", ".join("%s %s" % (p.kind, p.name) for p in prefs)
+    names = clip(", ".join("%s %s" % (p.kind, clip(p.name, 60)) for p in prefs[:10]), 300)
     if vm.kind == "VirtualMachineInstance":
         vm.warnings.append("a VMI's spec already has its preference applied: ignoring %s" % names)
         return None
@@ -233,9 +476,8 @@ def _matching_preference(vm: VMSpec, prefs: List[Preference]) -> Optional[Prefer
     for p in prefs:
         if p.name == ref["name"] and p.kind.lower() == kind:
             return p
-    vm.warnings.append("the %s uses %s %s, which is not among the files given (%s): ignoring it; the origin "
-                       "may be wrong" % (vm.kind, ref.get("kind") or "VirtualMachineClusterPreference",
-                                         ref["name"], names))
+    vm.warnings.append("the %s uses %s, which is not among the files given (%s): those are ignored" % (
+        vm.kind, vm.preference_name, names))
     return None
 
 

@@ -7,8 +7,9 @@ from typing import Optional, Tuple
 
 Version = Tuple[int, int, int]
 
-# The newest release whose converter logic the rules were checked against (kubevirt-facts,
-# header: HEAD d923fdb815 has the same model logic as v1.9.0).
+# The releases whose KubeVirt source the rules were read against (docs/kubevirt-rules.md):
+# from v0.36.0, the oldest, to v1.9.0, the newest.
+OLDEST: Version = (0, 36, 0)
 NEWEST: Version = (1, 9, 0)
 
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+].*)?$")
@@ -50,13 +51,21 @@ def _last_before(v: Version) -> str:
     major, minor, patch = v
     if patch:
         return "v%d.%d.%d" % (major, minor, patch - 1)
-    return "v%d.%d.x" % (major, minor - 1) if minor else "v%d.x" % (major - 1)
+    if minor:
+        return "v%d.%d.x" % (major, minor - 1)
+    if major - 1 in LAST_MINOR:
+        return "v%d.%d.x" % (major - 1, LAST_MINOR[major - 1])
+    return "v%d.x" % (major - 1)
+
+
+# The last minor line of a major release (the tags: v0.59.2 is the last v0.x).
+LAST_MINOR = {0: 59}
 
 
 ALL = (Span(),)
 
 # useVirtioTransitional exists from v0.38.0 on, and in the backports v0.36.1 (PR #4763) and
-# v0.37.2 (PR #4872); v0.36.0 and v0.37.0-v0.37.1 have no flag (kubevirt-facts §2).
+# v0.37.2 (PR #4872); v0.36.0 and v0.37.0-v0.37.1 have no flag (docs/kubevirt-rules.md, "The flag").
 V0_36_1, V0_37_0, V0_37_2, V0_38_0 = (0, 36, 1), (0, 37, 0), (0, 37, 2), (0, 38, 0)
 WITH_FLAG = (Span(V0_36_1, V0_37_0), Span(V0_37_2, None))
 WITHOUT_FLAG = (Span(None, V0_36_1), Span(V0_37_0, V0_37_2))
@@ -121,3 +130,16 @@ def from_image(image: Optional[str]) -> Tuple[Optional[Version], str]:
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+def rules_release(requested: Version):
+    """Which release's rules to show for a requested KubeVirt release: (release, warning).
+
+    Inside [OLDEST, NEWEST] the rules of that release, no warning.  Outside, the rules of the
+    nearest release they were read at, and a warning saying so (the caller prints it on
+    stderr): a release the rules do not know may differ in ways nobody checked."""
+    if requested < OLDEST:
+        return OLDEST, ("KubeVirt %s is older than %s, the oldest release these rules were read against: "
+                        "showing the rules of %s" % (show(requested), show(OLDEST), show(OLDEST)))
+    if requested > NEWEST:
+        return NEWEST, ("KubeVirt %s is newer than %s, the newest release these rules were read against: "
+                        "showing the rules of %s" % (show(requested), show(NEWEST), show(NEWEST)))
+    return requested, None

@@ -1,10 +1,27 @@
-"""Writes kubeconfig files (clusters, token users, contexts) that point at the test server."""
+"""Writes kubeconfig files (clusters, token users, contexts) that point at the test server.
+
+Every secret the test suite hands out carries PLANTED (user tokens end in it, and every user
+entry written here also holds a planted client key that is never used), so
+tests/conftest.py can check that no output of any plugin run ever shows one.
+"""
 from __future__ import annotations
 
 import base64
 import json
 import os
 from dataclasses import dataclass
+
+
+# A marker no real output contains; in every token, password and client key of the suite.
+PLANTED = "vtplanted-5e3c1f"
+
+
+def planted_secrets(user: str) -> dict:
+    """A decoy credential for a token user's entry: a client key, which the Python client and
+    kubectl use only together with a client certificate.  (No password: kubectl refuses a
+    user with both a token and basic auth.)"""
+    key_pem = ("-----BEGIN PRIVATE KEY-----\n%s-key-%s\n-----END PRIVATE KEY-----\n" % (user, PLANTED)).encode()
+    return {"client-key-data": base64.b64encode(key_pem).decode()}
 
 
 @dataclass(frozen=True)
@@ -26,7 +43,7 @@ def render(server_url: str, ca_pem: bytes, bad_ca_pem: bytes, tokens: dict[str, 
                          "cluster": {"server": server_url,
                                      "certificate-authority-data": base64.b64encode(pem).decode()}})
     for user in sorted({c.user for c in contexts}):
-        users.append({"name": user, "user": {"token": tokens[user]}})
+        users.append({"name": user, "user": {"token": tokens[user], **planted_secrets(user)}})
     for c in contexts:
         entry = {"cluster": "virtio-test-bad-ca" if c.bad_ca else "virtio-test", "user": c.user}
         if c.namespace:

@@ -67,7 +67,7 @@ _RESTART = Rule(("update",), ("subresources.kubevirt.io",), ("virtualmachines/re
 _EXEC = Rule(("create", "get"), ("",), ("pods/exec",))
 _VIEW = Rule(READ)
 
-# name -> rules; every user's token is "<name>-token".
+# name -> rules; every user's token is "<name>-token-<PLANTED>" (see kubeconfig.PLANTED).
 DEFAULT_USERS: dict[str, list[Rule]] = {
     "admin": [Rule(("*",))],
     "viewer": [_VIEW],
@@ -80,4 +80,10 @@ DEFAULT_USERS: dict[str, list[Rule]] = {
 
 
 def default_users() -> dict[str, User]:
-    return {name: User(name, f"{name}-token", list(rules)) for name, rules in DEFAULT_USERS.items()}
+    return {name: User(name, token_for(name), list(rules)) for name, rules in DEFAULT_USERS.items()}
+
+
+def token_for(name: str) -> str:
+    from .kubeconfig import PLANTED
+
+    return f"{name}-token-{PLANTED}"

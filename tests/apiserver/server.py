@@ -19,6 +19,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Callable, Iterable
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -27,7 +28,7 @@ from . import paging
 from . import resources as res
 from . import tables, tls
 from .patch import PatchError, PatchFormatError, json_patch, merge_patch
-from .rbac import Rule, User, default_users, forbidden_reason
+from .rbac import Rule, User, default_users, forbidden_reason, token_for
 from .selectors import parse_field_selector, parse_label_selector
 from .status import (ApiError, already_exists, bad_request, conflict, forbidden, internal_error, invalid,
                      method_not_supported, not_found, path_not_found, unauthorized, unprocessable,
@@ -65,6 +66,7 @@ class RequestRecord:
     resource: str = ""         # "virtualmachines", "pods/exec", ... ("" for discovery)
     namespace: str = ""
     name: str = ""
+    raw_path: str = ""         # as sent, percent-escapes kept (path is the decoded form)
 
     @property
     def is_discovery(self) -> bool:
@@ -126,6 +128,18 @@ class _InjectedError:
 
 
 @dataclass
+class _InjectedRaw:
+    method: str | None
+    path: str
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict
+    trickle: float          # seconds between body bytes (0: all at once)
+    times: int
+
+
+@dataclass
 class _InjectedDelay:
     method: str | None
     path: str
@@ -170,6 +184,19 @@ class ApiServer:
             self.exec_delay = 0.0                # seconds before a command "finishes"
             self.exec_handshake_delay = 0.0      # seconds before the exec WebSocket upgrade is answered
             self.exec_handlers: dict[str, ExecHandler] = {}
+            # How the kubelet ends an exec: "exit" (the command's exit status), "internal-error"
+            # (the runtime could not start it: an InternalError Status, as when the image has no
+            # virsh), "drop" (the connection closes with no status at all), "endless" (stdout
+            # never ends; the server stops after exec_endless_limit bytes or a client close).
+            self.exec_outcome = "exit"
+            self.exec_endless_limit = 64 * 1024 * 1024
+            # Which verbs a WebSocket exec is authorized with: "get" (Kubernetes before 1.35),
+            # "both" (1.35 on: get and create), "create" (what a SPDY POST needs).
+            self.exec_authz = "both"
+            # API groups the server does not serve: any path under /apis/<group> answers the
+            # real server's fallback, `404 page not found` in text/plain, and discovery omits it.
+            self.unserved_groups: set[str] = set()
+            self._raw: list[_InjectedRaw] = []
             self.on_restart: Callable[[str, str], None] | None = None
             self._virsh: dict[tuple[str, str], VirshConfig] = {}
             self._write_hooks: dict[tuple, Callable[[dict], object]] = {}
@@ -324,15 +351,28 @@ class ApiServer:
         with self._lock:
             self._write_hooks[Store.key(resource, namespace, name)] = mutate or add_label
 
+    def inject_raw(self, path: str, status: int = 200, body: bytes | str = b"", *, content_type: str = "application/json",
+                   method: str | None = None, headers: dict | None = None, trickle: float = 0.0, times: int = 1) -> None:
+        """Answer the next `times` requests whose path contains `path` with exactly this status,
+        body and content type (an HTML login page, truncated JSON, ...); `trickle` > 0 sends
+        the body one byte every `trickle` seconds (a stalled proxy).  Checked before inject_error."""
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        with self._lock:
+            self._raw.append(_InjectedRaw(method.upper() if method else None, path, status, raw, content_type,
+                                          dict(headers or {}), trickle, times))
+
     def inject_error(self, path: str, code: int = 500, *, method: str | None = None, reason: str | None = None,
-                     message: str | None = None, times: int = 1) -> None:
+                     message: str | None = None, times: int = 1, retry_after: int | None = None) -> None:
         """Answer the next `times` requests whose path contains `path` (and method matches, if
-        given) with a Status error instead of serving them (after authentication/authorization)."""
+        given) with a Status error instead of serving them (after authentication/authorization);
+        `retry_after` adds a Retry-After header (seconds), as the server does for 429/503."""
         reasons = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
                    429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
                    504: "Timeout"}
         err = ApiError(code, reason or reasons.get(code, "Unknown"),
                        message or f"injected error {code} for {path}")
+        if retry_after is not None:
+            err.headers = {"Retry-After": str(retry_after)}
         with self._lock:
             self._injected.append(_InjectedError(method.upper() if method else None, path, err, times))
 
@@ -349,7 +389,7 @@ class ApiServer:
             return sum(d.times for d in self._delays if d.path == path)
 
     def add_user(self, name: str, rules: Iterable[Rule], token: str | None = None) -> User:
-        user = User(name, token or f"{name}-token", list(rules))
+        user = User(name, token or token_for(name), list(rules))
         with self._lock:
             self.users[name] = user
         return user
@@ -440,11 +480,11 @@ class ApiServer:
         try:
             try:
                 response = await handler(request)
-            except ConnectionResetError:
+            except ConnectionError:
                 # The client went away while we held its request (a delay it timed out on).
                 response = web.Response(status=499, text="client closed the connection")
             except ApiError as e:
-                response = web.json_response(e.status(), status=e.code)
+                response = web.json_response(e.status(), status=e.code, headers=getattr(e, "headers", None))
             except Exception:  # noqa: BLE001 - a bug in this server must not look like a network error
                 text = traceback.format_exc()
                 with self._lock:
@@ -464,7 +504,7 @@ class ApiServer:
             method=request.method, path=request.path, query=request.query_string,
             user=user.name if user else None, status=status, time=started, duration=time.time() - started,
             verb=info.verb if info else "", resource=info.rbac_resource if info else "",
-            namespace=info.namespace if info else "", name=info.name if info else "")
+            namespace=info.namespace if info else "", name=info.name if info else "", raw_path=request.raw_path)
         with self._lock:
             self.requests.append(record)
         request[_LOGGED_KEY] = True
@@ -484,6 +524,18 @@ class ApiServer:
         request[_USER_KEY] = user
         info = _parse_request(request)
         request[_INFO_KEY] = info
+        parts = [p for p in request.path.split("/") if p]
+        if len(parts) >= 2 and parts[0] == "apis" and parts[1] in self.unserved_groups:
+            if info.discovery is None and not self._authorized(user, info):
+                raise forbidden(info.qualified, info.group, info.plural, info.name,
+                                forbidden_reason(user.name, info.verb, info.group, info.rbac_resource, info.namespace))
+            # The real server's fallback handler (no Status object): what kubectl shows as
+            # `the server could not find the requested resource`.
+            return web.Response(status=404, text="404 page not found\n", content_type="text/plain")
+        if info.discovery is not None and parts == ["apis"] and self.unserved_groups:
+            body = info.discovery()
+            body["groups"] = [g for g in body["groups"] if g["name"] not in self.unserved_groups]
+            return web.json_response(body)
         if info.discovery is not None:
             # Discovery is readable by every authenticated user (system:discovery).
             body = info.discovery()
@@ -491,9 +543,14 @@ class ApiServer:
                 raise path_not_found()
             return web.json_response(body)
 
-        if not user.can(info.verb, info.group, info.rbac_resource, info.namespace, info.name):
-            why = forbidden_reason(user.name, info.verb, info.group, info.rbac_resource, info.namespace)
+        if not self._authorized(user, info):
+            verbs = self._verbs(info)
+            verb = next(v for v in verbs if not user.can(v, info.group, info.rbac_resource, info.namespace, info.name))
+            why = forbidden_reason(user.name, verb, info.group, info.rbac_resource, info.namespace)
             raise forbidden(info.qualified, info.group, info.plural, info.name, why)
+        raw = self._take_raw(request)
+        if raw is not None:
+            return await self._send_raw(request, raw)
         self._check_injected(request)
         await self._injected_delay(request)
 
@@ -514,6 +571,40 @@ class ApiServer:
         if info.subresource == "status" and not resource.status_subresource:
             raise path_not_found()
         return await self._rest(request, info, resource)
+
+    def _verbs(self, info: _RequestInfo) -> tuple[str, ...]:
+        if info.rbac_resource == "pods/exec":
+            # kube-apiserver: a WebSocket upgrade is a GET, authorized as `get`; with the
+            # AuthorizePodWebsocketUpgradeCreatePermission gate (beta, on from 1.35) `create` too.
+            return {"get": ("get",), "create": ("create",), "both": ("get", "create")}[self.exec_authz]
+        return (info.verb,)
+
+    def _authorized(self, user: User, info: _RequestInfo) -> bool:
+        return all(user.can(v, info.group, info.rbac_resource, info.namespace, info.name) for v in self._verbs(info))
+
+    def _take_raw(self, request: web.Request) -> _InjectedRaw | None:
+        with self._lock:
+            for raw in self._raw:
+                if raw.times > 0 and raw.path in request.path and raw.method in (None, request.method):
+                    raw.times -= 1
+                    return raw
+        return None
+
+    async def _send_raw(self, request: web.Request, raw: _InjectedRaw) -> web.StreamResponse:
+        if not raw.trickle:
+            return web.Response(status=raw.status, body=raw.body, headers=raw.headers, content_type=raw.content_type)
+        response = web.StreamResponse(status=raw.status, headers={**raw.headers, "Content-Type": raw.content_type,
+                                                                  "Content-Length": str(len(raw.body))})
+        await response.prepare(request)
+        try:
+            for i in range(len(raw.body)):
+                await response.write(raw.body[i:i + 1])
+                await self._pause(raw.trickle)
+                if self._release is None:       # release_pauses(): stop trickling
+                    break
+        except (ConnectionError, RuntimeError):
+            pass                                # the client gave up (what a test expects)
+        return response
 
     async def _injected_delay(self, request: web.Request) -> None:
         seconds = 0.0
@@ -829,16 +920,41 @@ class ApiServer:
         out, err = result.stdout.encode(), result.stderr.encode()
         if flags["tty"]:            # a terminal has a single output stream
             out, err = out + err, b""
-        if flags["stdout"]:
-            await self._send_chunks(ws, STDOUT, out)
-        if flags["stderr"] or flags["tty"]:
-            await self._send_chunks(ws, STDERR, err)
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(result.exit_code)).encode())
+        outcome = self.exec_outcome
+        try:
+            if outcome == "endless":
+                await self._send_endless(ws, out or b"<domain>")
+                await ws.close()
+                return ws
+            if outcome != "internal-error":
+                if flags["stdout"]:
+                    await self._send_chunks(ws, STDOUT, out)
+                if flags["stderr"] or flags["tty"]:
+                    await self._send_chunks(ws, STDERR, err)
+        except ConnectionError:              # the client went away (a cap or deadline it enforces)
+            return ws
+        if outcome == "drop":
+            await ws.close()                     # no status frame: the connection just ends
+            return ws
+        status = internal_exec_error(argv[0] if argv else "") if outcome == "internal-error" \
+            else exit_status(result.exit_code)
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
         if self.exec_send_close_frames and protocol == V5_PROTOCOL:
             for channel in (STDOUT, STDERR, ERROR):
                 await ws.send_bytes(bytes([CLOSE, channel]))
         await ws.close()
         return ws
+
+    async def _send_endless(self, ws: web.WebSocketResponse, data: bytes) -> None:
+        """stdout that never ends (a command stuck in a loop), until the client goes away or
+        exec_endless_limit bytes (so a client without a cap cannot hang the test run)."""
+        size = max(1, int(self.exec_chunk_size))
+        chunk = (data * (size // max(1, len(data)) + 1))[:size]
+        sent = 0
+        while sent < self.exec_endless_limit and not ws.closed:
+            await ws.send_bytes(bytes([STDOUT]) + chunk)
+            sent += len(chunk)
+            await asyncio.sleep(0)
 
     async def _send_chunks(self, ws: web.WebSocketResponse, channel: int, data: bytes) -> None:
         size = max(1, int(self.exec_chunk_size))
@@ -858,6 +974,16 @@ def exit_status(code: int) -> dict:
             "message": f"command terminated with non-zero exit code: command exited with status {code}",
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def internal_exec_error(argv0: str) -> dict:
+    """What the kubelet writes on the error channel when the runtime cannot start the command
+    (apierrors.NewInternalError(err).Status(): the cause is text, not an exit code)."""
+    err = (f'error executing command in container: failed to exec in container: failed to start exec: '
+           f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv0}": '
+           f'executable file not found in $PATH: unknown')
+    return {"metadata": {}, "status": "Failure", "message": f"Internal error occurred: {err}",
+            "reason": "InternalError", "details": {"causes": [{"message": err}]}, "code": 500}
 
 
 def run_strategy(vm: dict) -> str:
@@ -902,7 +1028,8 @@ def _random_suffix(n: int = 5) -> str:
 
 def _parse_request(request: web.Request) -> _RequestInfo:
     """Turn a URL into verb/group/version/resource/namespace/name like the apiserver does."""
-    parts = [p for p in request.path.split("/") if p]
+    # Split the path as sent, then unescape each segment: a %2F inside a name stays inside it.
+    parts = [unquote(p) for p in request.raw_path.split("?", 1)[0].split("/") if p]
     method = request.method
     if parts == ["version"]:
         return _RequestInfo("discovery", discovery=res.version_info)
@@ -934,7 +1061,7 @@ def _parse_request(request: web.Request) -> _RequestInfo:
         return _RequestInfo("discovery", discovery=lambda: None)
 
     if sub == "exec" and plural == "pods":
-        verb = "create"          # pod exec is authorized as `create pods/exec`, for GET upgrades too
+        verb = "get" if method == "GET" else "create"   # see ApiServer._verbs for what is checked
     elif method == "GET":
         watch = request.query.get("watch", "").lower() in ("true", "1")
         verb = "watch" if watch else ("get" if name else "list")
