@@ -13,7 +13,7 @@ CODE_DIRS = ("src", "tests", "packaging", "bench", "scripts")
 FACT_DOCS = ("kubevirt.md", "libvirt.md", "ecosystem.md")
 
 CITATION = re.compile(r"docs/([\w-]+\.md)")
-SECTIONS_AFTER = re.compile(r"\A(?:[ \t]*(?:,|and|-)?[ \t]*§[ \t]*(\d+(?:\.\d+)*))+")
+SECTIONS_AFTER = re.compile(r"\A(?:[\s#]*(?:,|and|-)?[\s#]*§[ \t]*(\d+(?:\.\d+)*))+")  # over comment lines too
 SECTION_NUMBER = re.compile(r"§[ \t]*(\d+(?:\.\d+)*)")
 HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)*)\.?\s", re.M)
 
@@ -94,9 +94,9 @@ def test_every_code_citation_resolves():
 
 def test_the_citation_parser_reads_ranges():
     # the forms the code uses: a single section, a range, a list
-    text = "x docs/kubevirt.md §1.3-§1.7, §2 (y) and docs/libvirt.md §0.4 and §3.4."
+    text = "x docs/kubevirt.md §1.3-§1.7, §2 (y) and docs/libvirt.md §0.4 and §3.4. (docs/kubevirt.md\n    # §3)"
     found = []
     for m in CITATION.finditer(text):
         run = SECTIONS_AFTER.match(text[m.end():m.end() + 80])
         found.append((m.group(1), SECTION_NUMBER.findall(run.group(0)) if run else []))
-    assert found == [("kubevirt.md", ["1.3", "1.7", "2"]), ("libvirt.md", ["0.4", "3.4"])]
+    assert found == [("kubevirt.md", ["1.3", "1.7", "2"]), ("libvirt.md", ["0.4", "3.4"]), ("kubevirt.md", ["3"])]

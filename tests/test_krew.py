@@ -678,6 +678,7 @@ def test_readme_install_covers_krew_pipx_and_completion(manifest):
     assert "--manifest=virtio.yaml --archive=%s" % build.archive_name(ver, "linux", "amd64") in install
     assert "/releases/download/%s/virtio.yaml" % ver in install       # the release asset build.py renders
     assert "pipx install kubectl-virtio" in install and "pip install kubectl-virtio" in install
+    assert "pipx install ." in install and "Not published yet" in install   # what works before PyPI
     completion = _readme_section("Shell completion")
     assert "kubectl virtio completion" in completion
     assert re.search(r"ln -sf kubectl-virtio \S*/bin/kubectl_complete-virtio", completion)
