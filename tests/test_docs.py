@@ -100,3 +100,13 @@ def test_the_citation_parser_reads_ranges():
         run = SECTIONS_AFTER.match(text[m.end():m.end() + 80])
         found.append((m.group(1), SECTION_NUMBER.findall(run.group(0)) if run else []))
     assert found == [("kubevirt.md", ["1.3", "1.7", "2"]), ("libvirt.md", ["0.4", "3.4"]), ("kubevirt.md", ["3"])]
+
+
+def test_no_citation_points_outside_the_repository():
+    """The repository stands on its own: no comment cites the facts files that lived outside it
+    (by a relative path into a shared directory, or by their `<family>-facts` names).
+    `python3 scripts/cite-docs` rewrites such citations to docs/."""
+    outside = re.compile(r"\.\./shared\b|\b[A-Za-z]+-" + "facts\\b")   # split: this file cites nothing
+    bad = ["%s:%d: %s" % (rel, text.count("\n", 0, m.start()) + 1, m.group(0))
+           for rel, text in code_files() for m in outside.finditer(text)]
+    assert not bad, "citations outside the repository (run python3 scripts/cite-docs):\n" + "\n".join(bad)

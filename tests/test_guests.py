@@ -2,7 +2,7 @@ import pytest
 
 from kubectl_virtio import guests
 
-# libvirt-facts §3.4 (osinfo-db): virtio1 = no / yes per OS
+# docs/libvirt.md §3.4 (osinfo-db): virtio1 = no / yes per OS
 CASES = [("centos6.10", False), ("rhel6.9", False), ("rhel7.1", False), ("rhel7.2", True), ("centos7.0", True),
          ("rhel8.4", True), ("fedora22", False), ("fedora23", True), ("ubuntu16.10", False), ("ubuntu17.04", True),
          ("ubuntu22.04", True), ("debian8", False), ("debian9", True), ("sles11sp4", False), ("sles12", False),

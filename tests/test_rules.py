@@ -1,6 +1,6 @@
 """Every translate-table row across arches, flag values and KubeVirt versions.
 
-The expectations are written out here from kubevirt-facts.md §0 (translate table) and §2
+The expectations are written out here from docs/kubevirt.md §0 (translate table) and §2
 (history), independently of rules.py, so a wrong row fails.
 """
 import pytest
@@ -18,7 +18,7 @@ NEWEST = {
     ("disk.non-virtio", "amd64"): (None, None), ("disk.lun", "arm64"): (None, None), ("disk.cdrom", "s390x"): (None, None),
     ("interface.virtio", "amd64"): (NT, T), ("interface.virtio", "arm64"): (NT, T),
     ("interface.virtio", "s390x"): ("virtio", "virtio"),
-    # the passt sidecar is not arch-aware (kubevirt-facts §1.2)
+    # the passt sidecar is not arch-aware (docs/kubevirt.md §1.2)
     ("interface.passt-sidecar", "s390x"): (NT, T),
     ("interface.sriov", "amd64"): (None, None),
     ("controller.scsi", "amd64"): (NT, T), ("controller.scsi", "arm64"): (NT, T),
@@ -38,12 +38,12 @@ NEWEST = {
     ("memory.virtio-mem", "arm64"): ("virtio-mem", "virtio-mem"),
     ("tpm", "amd64"): ("tpm-tis", "tpm-tis"), ("sound", "amd64"): ("ich9", "ich9"),
     ("hostdev", "amd64"): (None, None), ("controller.usb", "arm64"): ("qemu-xhci", "qemu-xhci"),
-    # the USB controller: none unless a USB device needs it (kubevirt-facts §1.3); never on s390x
+    # the USB controller: none unless a USB device needs it (docs/kubevirt.md §1.3); never on s390x
     ("controller.usb", "amd64"): ("none", "none"), ("controller.usb", "s390x"): ("none", "none"),
     ("controller.usb.xhci", "amd64"): ("qemu-xhci", "qemu-xhci"), ("controller.usb.xhci", "s390x"): ("none", "none"),
-    # EFI guests on amd64 get bochs (kubevirt-facts §1.7)
+    # EFI guests on amd64 get bochs (docs/kubevirt.md §1.7)
     ("video.efi", "amd64"): ("bochs", "bochs"), ("video.efi", "arm64"): ("virtio", "virtio"),
-    # arm64 has no watchdog: the converter errors (kubevirt-facts §1.10)
+    # arm64 has no watchdog: the converter errors (docs/kubevirt.md §1.10)
     ("watchdog", "arm64"): ("(unsupported)", "(unsupported)"),
 }
 
@@ -121,7 +121,7 @@ def test_passt_sidecar_row_starts_with_the_binding_plugins():
     assert R.rule("interface.passt-sidecar").holds_for(versions.parse("v1.1.0"))
 
 
-# libvirt/QEMU consequence of a row (libvirt-facts §1.3-§1.5, §2): (rule, arch, flag) ->
+# libvirt/QEMU consequence of a row (docs/libvirt.md §1.3-§1.5, §2): (rule, arch, flag) ->
 # (QEMU device, {machine: (slot keyword, variant)})
 CONSEQUENCES = [
     ("disk.virtio", "amd64", False, "virtio-blk-pci-non-transitional",

@@ -1,6 +1,6 @@
 """Which guest operating systems have virtio 1.0 (modern-only) drivers.
 
-Data: libvirt-facts.md §2-§3.4 (osinfo-db 0.20221130: an OS supports virtio 1.0 iff its
+Data: docs/libvirt.md §2-§3.4 (osinfo-db 0.20221130: an OS supports virtio 1.0 iff its
 device set holds 1af4:1041, virt-manager's test in virtinst/osdict.py supports_virtio1).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Live commands: resolve VM -> VMI -> virt-launcher pod -> `virsh dumpxml`, patch, restart.
 
 Glue between the CLI, the pure core and the cluster adapter; the adapter is imported
-lazily so `--help` stays fast.  Facts: kubevirt-facts.md §3-§5.
+lazily so `--help` stays fast.  Facts: docs/kubevirt.md §3-§5.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _status(obj) -> Dict[str, Any]:
 def migration_in_progress(vmi: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """status.migrationState while a live migration runs (present, neither completed nor failed),
     with the source/target pod and node from the flat fields or, in newer KubeVirt, from
-    sourceState/targetState (kubevirt-facts §4, VirtualMachineInstanceStatus)."""
+    sourceState/targetState (docs/kubevirt.md §4, VirtualMachineInstanceStatus)."""
     mig = _status(vmi).get("migrationState")
     if not isinstance(mig, dict) or not mig or mig.get("completed") or mig.get("failed"):
         return None
@@ -155,7 +155,7 @@ def _preference_source(vm) -> Optional[Dict[str, Any]]:
 
 
 def _preference_call(cluster, ns, vm):
-    """A zero-arg callable fetching the preference that applies to the VM (kubevirt-facts §3:
+    """A zero-arg callable fetching the preference that applies to the VM (docs/kubevirt.md §3:
     it fills every device preference the template leaves unset, not only the flag), returning
     (tag, object or None); None when there is nothing to fetch."""
     src = _preference_source(vm)
@@ -213,7 +213,7 @@ def explain(args, version) -> E.Explanation:
     gone = phase in GONE
     running_vmi = S.vm_from_object(vmi, "VMI %s" % name) if vmi and not gone else None
     if pref_unknown and vm is not None and vm_spec.declared_flag is None and running_vmi is not None:
-        # The VMI spec shows what KubeVirt applied from that preference at start (kubevirt-facts
+        # The VMI spec shows what KubeVirt applied from that preference at start (docs/kubevirt.md
         # §3): the best guess for an unchanged frozen revision, rather than a made-up drift.
         flag = bool(running_vmi.declared_flag)
         vm_spec.preference = S.Preference(name=(_preference_source(vm) or {}).get("name") or "", kind="",

@@ -1,6 +1,6 @@
 """Predict the devices (and their models) KubeVirt's converter writes for a VMI spec.
 
-Applies the defaults that change a device's model or existence (kubevirt-facts §1, §3):
+Applies the defaults that change a device's model or existence (docs/kubevirt.md §1, §3):
 the arch's default disk bus, interface model virtio, the autoattach flags, and preference
 values that fill only unset fields.
 """

@@ -4,8 +4,8 @@ One `Rule` per (device kind, spec condition). A rule gives the model KubeVirt's 
 writes into the domain XML when `useVirtioTransitional` is false/unset and when it is true,
 per converter architecture, the KubeVirt source that does it and the releases it holds for.
 
-Facts: ../shared/facts/kubevirt-facts.md §0-§2 (KubeVirt HEAD d923fdb815 = v1.9.0 logic)
-and libvirt-facts.md §0-§1 (libvirt 9.0 / QEMU 7.2).  Paths below are in kubevirt/kubevirt,
+Facts: docs/kubevirt.md §0-§2 (KubeVirt HEAD d923fdb815 = v1.9.0 logic)
+and docs/libvirt.md §0-§1 (libvirt 9.0 / QEMU 7.2).  Paths below are in kubevirt/kubevirt,
 relative to pkg/virt-launcher/virtwrap/converter/ unless they start with pkg/ or staging/.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Rule:
     virtio: bool = True  # a virtio device at all
     added_by: str = "kubevirt"  # or "libvirt": not in KubeVirt's converter output
     note: str = ""  # what libvirt/QEMU/the guest make of it, beyond the generic model text
-    modern_only: bool = False  # QEMU forces virtio 1.0 whatever the model or slot (libvirt-facts §0.6)
+    modern_only: bool = False  # QEMU forces virtio 1.0 whatever the model or slot (docs/libvirt.md §0.6)
     flag_driven: bool = field(init=False)
 
     def __post_init__(self):
@@ -297,7 +297,7 @@ VARIANT_TEXT = {
 
 
 def model_meaning(model: Optional[str], modern_only: bool = False) -> str:
-    """libvirt-facts §0.1: what a model string asks libvirt for.  `modern_only`: a device QEMU
+    """docs/libvirt.md §0.1: what a model string asks libvirt for.  `modern_only`: a device QEMU
     always makes virtio 1.0 (virtio input, vsock, virtiofs, virtio-mem; §0.6)."""
     if modern_only:
         return "%s: this device exists only as virtio 1.0 (modern-only), whatever the slot" % (model or "no model")
@@ -310,7 +310,7 @@ def model_meaning(model: Optional[str], modern_only: bool = False) -> str:
     return ""
 
 
-# What the guest needs for each effective variant (libvirt-facts §0.4-§0.5, §2).
+# What the guest needs for each effective variant (docs/libvirt.md §0.4-§0.5, §2).
 GUEST_NEEDS = {
     "modern-only": "the guest needs a virtio 1.0 driver (Linux >= 4.0, RHEL/CentOS >= 7.2, virtio-win >= 126); "
                    "CentOS/RHEL 6 cannot drive it",
@@ -321,14 +321,14 @@ GUEST_NEEDS = {
     "does-not-start": "QEMU >= 5.1 has no vhost-vsock-pci-transitional: the VM does not start",
 }
 
-# The machine types of each converter arch, as libvirt lays them out (libvirt-facts §1.3, §1.5).
+# The machine types of each converter arch, as libvirt lays them out (docs/libvirt.md §1.3, §1.5).
 MACHINES = {"amd64": ("q35", "i440fx"), "arm64": ("virt",), "s390x": ("s390-ccw-virtio",)}
 
 
 def placement(model: Optional[str], machine: str, modern_only: bool = False, vsock: bool = False):
     """(slot, effective variant) libvirt and QEMU give a virtio device of this model on a
     machine type that libvirt addresses itself (qemuDomainDeviceCalculatePCIConnectFlags,
-    QEMU virtio_pci_realize; libvirt-facts §1.2-§1.5)."""
+    QEMU virtio_pci_realize; docs/libvirt.md §1.2-§1.5)."""
     if machine == "s390-ccw-virtio":
         if model in (T, NT):
             return "ccw (libvirt writes a -ccw-%s device)" % model[len("virtio-"):], "invalid-on-ccw"

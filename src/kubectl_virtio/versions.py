@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 Version = Tuple[int, int, int]
 
-# The newest release whose converter logic the rules were checked against (kubevirt-facts,
+# The newest release whose converter logic the rules were checked against (docs/kubevirt.md,
 # header: HEAD d923fdb815 has the same model logic as v1.9.0).
 NEWEST: Version = (1, 9, 0)
 
@@ -56,7 +56,7 @@ def _last_before(v: Version) -> str:
 ALL = (Span(),)
 
 # useVirtioTransitional exists from v0.38.0 on, and in the backports v0.36.1 (PR #4763) and
-# v0.37.2 (PR #4872); v0.36.0 and v0.37.0-v0.37.1 have no flag (kubevirt-facts §2).
+# v0.37.2 (PR #4872); v0.36.0 and v0.37.0-v0.37.1 have no flag (docs/kubevirt.md §2).
 V0_36_1, V0_37_0, V0_37_2, V0_38_0 = (0, 36, 1), (0, 37, 0), (0, 37, 2), (0, 38, 0)
 WITH_FLAG = (Span(V0_36_1, V0_37_0), Span(V0_37_2, None))
 WITHOUT_FLAG = (Span(None, V0_36_1), Span(V0_37_0, V0_37_2))
