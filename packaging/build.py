@@ -204,7 +204,11 @@ def elf_version_needs(path: str) -> list:
     to run it on a system whose libraries lack one (`objdump -p` lists the same names under
     "Version References").  [] for a file that is not ELF or has no such section."""
     with open(path, "rb") as fh:
-        data = fh.read()
+        return elf_data_version_needs(fh.read(), path)
+
+
+def elf_data_version_needs(data: bytes, label: str) -> list:
+    """elf_version_needs of a file's bytes (`label` names it in errors)."""
     if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
         return []
     end = "<" if data[5] == 1 else ">"
@@ -240,12 +244,18 @@ def elf_version_needs(path: str) -> list:
                 off += nxt
         return names
     except (struct.error, IndexError, ValueError) as e:
-        raise ValueError("%s: unreadable ELF version information (%s)" % (path, e)) from None
+        raise ValueError("%s: unreadable ELF version information (%s)" % (label, e)) from None
 
 
 def _glibc_tuple(name: str):
     m = re.fullmatch(r"GLIBC_(\d+(?:\.\d+)*)", name)
     return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
+def glibc_requirement_of_file(path: str):
+    """(highest GLIBC_x.y the ELF file `path` requires, its name), or (None, None)."""
+    versions = [v for v in map(_glibc_tuple, elf_version_needs(path)) if v]
+    return (max(versions), os.path.basename(path)) if versions else (None, None)
 
 
 def glibc_requirement(root: str):
@@ -284,6 +294,54 @@ def check_glibc(root: str, limit: str | None = None) -> str | None:
             raise SystemExit("build: the archive needs glibc %s (%s) but --max-glibc is %s: build on an "
                              "older system (release.yml uses a glibc %s container)" % (text, where, limit, limit))
     return text
+
+
+def archive_glibc(path: str):
+    """(highest GLIBC_x.y required by an ELF file in the .tar.gz archive `path`, that
+    member's name), or (None, None): the glibc floor measured on what is shipped."""
+    best, where = None, None
+    with tarfile.open(path, "r:*") as tf:
+        for member in tf:
+            if not member.isfile():
+                continue
+            fh = tf.extractfile(member)
+            head = fh.read(4)
+            if head != b"\x7fELF":
+                continue
+            try:
+                needs = elf_data_version_needs(head + fh.read(), member.name)
+            except ValueError as e:
+                log("warning: %s" % e)
+                continue
+            for name in needs:
+                v = _glibc_tuple(name)
+                if v and (best is None or v > best):
+                    best, where = v, member.name
+    return best, where
+
+
+# The floor release.yml enforces (`--max-glibc`) on the Linux archives it builds in
+# almalinux:8; render() states it when no Linux archive is at hand to measure.
+RELEASE_GLIBC = (2, 28)
+
+# glibc of each release of the distributions the krew description names (their own packages):
+# the description lists the oldest release of each that meets the floor.
+DISTRO_GLIBC = [
+    ("RHEL", [("8", (2, 28)), ("9", (2, 34)), ("10", (2, 39))]),
+    ("Ubuntu", [("20.04", (2, 31)), ("22.04", (2, 35)), ("24.04", (2, 39))]),
+    ("Debian", [("10", (2, 28)), ("11", (2, 31)), ("12", (2, 36)), ("13", (2, 41))]),
+]
+
+
+def glibc_floor_text(floor: tuple) -> str:
+    """'2.28 or newer (RHEL 8, Ubuntu 20.04, Debian 10 and later)' for the description."""
+    text = "%s or newer" % ".".join(map(str, floor))
+    oldest = []
+    for distro, releases in DISTRO_GLIBC:
+        fits = [rel for rel, v in releases if v >= floor]
+        if fits:
+            oldest.append("%s %s" % (distro, fits[0]))
+    return text + (" (%s and later)" % ", ".join(oldest) if oldest else "")
 
 
 # --- the archive ---------------------------------------------------------------------------
@@ -373,6 +431,29 @@ def read_sha256(path: str) -> str:
 
 # --- the manifest --------------------------------------------------------------------------
 
+def linux_glibc_floor(dist: str, ver: str, require_all: bool = False):
+    """(floor, where it comes from): the highest glibc any Linux archive in dist needs, as
+    measured from its ELF files; without one, RELEASE_GLIBC (refused with require_all)."""
+    measured = []
+    for os_name, arch in PLATFORMS:
+        name = archive_name(ver, os_name, arch)
+        path = os.path.join(dist, name)
+        if os_name != "linux":
+            continue
+        if not os.path.exists(path):
+            if require_all:
+                raise SystemExit("build: no %s in %s: its glibc floor cannot be measured" % (name, dist))
+            continue
+        need, member = archive_glibc(path)
+        if need is None:
+            raise SystemExit("build: %s holds no ELF file that needs versioned glibc symbols" % name)
+        measured.append((need, "%s/%s: GLIBC_%s, needed by %s" % (os_name, arch, ".".join(map(str, need)), member)))
+    if not measured:
+        return RELEASE_GLIBC, "not measured (no Linux archive here): the floor release.yml enforces"
+    floor = max(need for need, _ in measured)
+    return floor, "measured from the archive (" + "; ".join(text for _, text in measured) + ")"
+
+
 def render(dist: str, require_all: bool = False, keep_from: str | None = None, ver: str | None = None) -> str:
     import yaml
 
@@ -406,11 +487,14 @@ def render(dist: str, require_all: bool = False, keep_from: str | None = None, v
                              % (name, where))
         values["SHA256_%s_%s" % (os_name, arch)] = digest
         sources.append("#   %s/%s: %s" % (os_name, arch, where))
+    floor, floor_source = linux_glibc_floor(dist, ver, require_all)
+    values["GLIBC_FLOOR"] = glibc_floor_text(floor)
     with open(TEMPLATE, encoding="utf-8") as fh:
         template = fh.read()
     body = "\n".join(line for line in template.splitlines() if not line.startswith("#")) + "\n"
     header = ["# krew plugin manifest of kubectl-virtio %s, rendered by packaging/build.py from" % ver,
-              "# krew/virtio.yaml.tmpl (edit that, then render).  sha256 values:"] + sources
+              "# krew/virtio.yaml.tmpl (edit that, then render).  sha256 values:"] + sources + [
+              "# glibc floor %s: %s" % (".".join(map(str, floor)), floor_source)]
     text = "\n".join(header) + "\n" + string.Template(body).substitute(values)
     manifest = yaml.safe_load(text)
     krew_rules.validate(manifest, "virtio.yaml")

@@ -52,7 +52,7 @@ def libvirt():
 # --- s390x -----------------------------------------------------------------------------------
 
 # What KubeVirt's converter writes for the seed VM (containerdisk + cloudinitdisk, one
-# masquerade NIC) on an s390x node (kubevirt-facts §0, §1.3-§1.7): plain `virtio` models whatever
+# masquerade NIC) on an s390x node (docs/kubevirt.md §0, §1.3-§1.7): plain `virtio` models whatever
 # useVirtioTransitional says, SCSI controller `virtio-scsi`, no USB, a virtio keyboard without
 # model, virtio video, balloon `virtio`, and no `<rom>` on the NIC (libvirt: "ROM tuning is only
 # supported for PCI devices"; KubeVirt leaves it out on s390x). `type="qemu"` because the oracle has no /dev/kvm (a

@@ -6,7 +6,7 @@ embedded-QEMU libvirt (tests/libvirt_oracle.py) and `kubectl_virtio.domain.parse
 `virsh dumpxml` gave back. The expected values are taken from that rendered XML with this
 module's own XPath, never from the reader: parent controllers by bus number, "added by libvirt"
 by comparing with the input, names from aliases. The effective variant follows the rules
-below (libvirt-facts §1.2-§1.4, checked there against what guests saw):
+below (docs/libvirt.md §1.2-§1.4, checked there against what guests saw):
 
 - `virtio-transitional` is transitional, `virtio-non-transitional` modern-only (also on i440fx);
 - a virtio input (tablet) and vsock are modern-only whatever the model;

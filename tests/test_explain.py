@@ -211,7 +211,7 @@ def test_load_documents():
 
 
 def test_usb_controller_follows_the_usb_devices():
-    # kubevirt-facts §1.3: qemu-xhci when a USB device needs it (a usb or unset-bus input), else none
+    # docs/kubevirt.md §1.3: qemu-xhci when a USB device needs it (a usb or unset-bus input), else none
     tablet = vm_with({"inputs": [{"name": "tablet", "type": "tablet"}]})
     xml = dumpxml(NT).replace("<controller type='usb' index='0' model='none'/>",
                               "<controller type='usb' index='0' model='qemu-xhci'/>")

@@ -89,11 +89,31 @@ def test_committed_manifest_is_the_rendered_template(tmp_path):
         build.render(str(tmp_path), require_all=True, keep_from=MANIFEST)   # placeholders are not kept
 
 
+def _elf_archive(path, elf=None):
+    """A small tar.gz holding a real ELF executable of this machine (as kubectl-virtio)."""
+    elf = elf or os.path.realpath(sys.executable)
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(elf, arcname="kubectl-virtio")
+    return elf
+
+
+def _system_elf_with_glibc():
+    for cand in (os.path.realpath(sys.executable), "/bin/ls", "/usr/bin/env"):
+        if os.path.exists(cand) and build.glibc_requirement_of_file(cand)[0]:
+            return cand
+    pytest.skip("no ELF file needing versioned glibc symbols here")
+
+
 def test_release_render_refuses_placeholders(tmp_path):
     ver = build.version()
+    elf = _system_elf_with_glibc()
     for i, (os_name, arch) in enumerate(sorted(PAIRS)):
         (tmp_path / (build.archive_name(ver, os_name, arch) + ".sha256")).write_text(
             "%s  x\n" % ("%x" % (i + 1) * 64))
+    with pytest.raises(SystemExit, match="glibc floor cannot be measured"):
+        build.render(str(tmp_path), require_all=True)   # the release measures the Linux archives
+    for arch in ("amd64", "arm64"):
+        _elf_archive(str(tmp_path / build.archive_name(ver, "linux", arch)), elf)
     m = yaml.safe_load(build.render(str(tmp_path), require_all=True))
     assert rules.platform_for(m, "linux", "amd64")["sha256"] != build.PLACEHOLDER
     (tmp_path / (build.archive_name(ver, "darwin", "arm64") + ".sha256")).write_text(build.PLACEHOLDER + "  x\n")
@@ -464,7 +484,7 @@ def test_packaged_completion_through_a_link(installed):
 
 
 @pytest.mark.timeout(900)
-def test_glibc_floor_of_the_archive(installed):
+def test_glibc_floor_of_the_archive(installed, built):
     """build.py's ELF reader finds what `objdump -p` lists as Version References, and the
     floor it reports is the highest GLIBC_ version any bundled file needs."""
     if build.this_platform()[0] != "linux":
@@ -488,9 +508,41 @@ def test_glibc_floor_of_the_archive(installed):
         assert need == highest
     text = ".".join(map(str, need))
     assert build.check_glibc(store, text) == text
+    with open(built[1]) as fh:      # the manifest build.py wrote next to the archive
+        rendered = fh.read()
+    assert "glibc %s or newer" % text in " ".join(yaml.safe_load(rendered)["spec"]["description"].split())
+    assert "# glibc floor %s: measured from the archive" % text in rendered
     lower = "%d.%d" % (need[0], need[1] - 1)
     with pytest.raises(SystemExit, match="--max-glibc is " + re.escape(lower)):
         build.check_glibc(store, lower)
+
+
+def test_render_states_the_measured_glibc_floor(tmp_path):
+    """The manifest rendered next to a Linux archive states the glibc its ELF files need (as
+    measured; the same reader `objdump -p` is checked against above), not a fixed 2.28."""
+    ver = build.version()
+    elf = _system_elf_with_glibc()
+    need = build.glibc_requirement_of_file(elf)[0]
+    _elf_archive(str(tmp_path / build.archive_name(ver, "linux", "amd64")), elf)
+    assert build.archive_glibc(str(tmp_path / build.archive_name(ver, "linux", "amd64"))) == (need, "kubectl-virtio")
+    text = build.render(str(tmp_path))
+    floor = ".".join(map(str, need))
+    description = " ".join(yaml.safe_load(text)["spec"]["description"].split())
+    assert "glibc %s or newer" % floor in description
+    assert "# glibc floor %s: measured from the archive (linux/amd64: GLIBC_%s, needed by kubectl-virtio)" \
+        % (floor, floor) in text
+    # without a Linux archive: the floor the release enforces, and the header says so
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "glibc 2.28 or newer" in " ".join(build.render(str(empty)).split())
+    assert "not measured" in build.render(str(empty))
+
+
+def test_glibc_floor_text_names_the_oldest_release_of_each_distribution():
+    assert build.glibc_floor_text((2, 28)) == "2.28 or newer (RHEL 8, Ubuntu 20.04, Debian 10 and later)"
+    assert build.glibc_floor_text((2, 35)) == "2.35 or newer (RHEL 10, Ubuntu 22.04, Debian 12 and later)"
+    assert build.glibc_floor_text((2, 36)) == "2.36 or newer (RHEL 10, Ubuntu 24.04, Debian 12 and later)"
+    assert build.glibc_floor_text((2, 50)) == "2.50 or newer"
 
 
 def test_elf_reader_on_other_files(tmp_path):
@@ -586,7 +638,10 @@ def test_release_workflow_builds_linux_on_an_old_glibc(workflow):
         floors |= set(re.findall(r"packaging/build\.py build .*--max-glibc (\d+\.\d+)", runs))
     assert len(floors) == 1
     (floor,) = floors
-    assert "glibc %s or newer" % floor in " ".join(description.split())
+    assert "glibc ${GLIBC_FLOOR}" in " ".join(description.split())   # measured when rendered
+    assert ".".join(map(str, build.RELEASE_GLIBC)) == floor              # the unmeasured default
+    with open(MANIFEST) as fh:
+        assert "glibc %s or newer" % floor in " ".join(fh.read().split())
 
 
 def test_bench_startup_reports_a_failed_build_in_one_line(tmp_path):
@@ -627,6 +682,7 @@ def test_readme_install_covers_krew_pipx_and_completion(manifest):
     assert "--manifest=virtio.yaml --archive=%s" % build.archive_name(ver, "linux", "amd64") in install
     assert "/releases/download/%s/virtio.yaml" % ver in install       # the release asset build.py renders
     assert "pipx install kubectl-virtio" in install and "pip install kubectl-virtio" in install
+    assert "pipx install ." in install and "Not published yet" in install   # what works before PyPI
     completion = _readme_section("Shell completion")
     assert "kubectl virtio completion" in completion
     assert re.search(r"ln -sf kubectl-virtio \S*/bin/kubectl_complete-virtio", completion)

@@ -170,7 +170,7 @@ def owned_by(obj, kind, name, api_version):
                           "kubectl patch vmpool mypool --type merge -p '{\"spec\":{\"virtualMachineTemplate\":"
                           "{\"spec\":{\"template\":{\"spec\":{\"domain\":{\"devices\":"
                           "{\"useVirtioTransitional\":true}}}}}}}}'"]),
-    # kubevirt-facts §5: a VMI of a replica set is changed through the replica set's template
+    # docs/kubevirt.md §5: a VMI of a replica set is changed through the replica set's template
     ("replicaset", ["vmi/replica-x7k2p"], ["VirtualMachineInstanceReplicaSet myrs", "template",
                                           "kubectl patch vmirs myrs --type merge", "immutable"]),
     ("replicaset", ["replica-x7k2p"], ["VirtualMachineInstanceReplicaSet myrs", "template"]),
@@ -209,7 +209,7 @@ def test_usage_errors(run_plugin, cluster):
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
-# --- restart decisions (kubevirt-facts §5: only a restart applies the field; the VMI spec
+# --- restart decisions (docs/kubevirt.md §5: only a restart applies the field; the VMI spec
 # holds the value in effect, a preference's included, §3) ------------------------------------
 
 def running_with(cluster, name="testvm", *, template_flag=None, live_flag=None, **vm_kwargs):
@@ -333,7 +333,7 @@ def test_selector_with_json_or_yaml_prints_one_list(run_plugin, cluster, fmt):
     assert "3 VM(s): 2 patched, 1 unchanged, 0 failed" in r.stderr
 
 
-# --- the preview follows the machine type (libvirt-facts §1.3) --------------------------------
+# --- the preview follows the machine type (docs/libvirt.md §1.3) --------------------------------
 
 @pytest.mark.parametrize("arch,machine,needle,absent", [
     ("amd64", "q35", "PCIe root port -> conventional PCI slot", "stays in a conventional PCI slot"),

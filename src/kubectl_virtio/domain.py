@@ -2,8 +2,8 @@
 
 The reader never trusts its input: no DOCTYPE, no entities, no network, bounded size.
 It resolves the effective virtio variant of every device from its model and, for plain
-`virtio`, from the PCI controller its slot is on (libvirt-facts §1.4), and it marks the
-devices libvirt added on its own (KubeVirt-facts appendix, step 4).
+`virtio`, from the PCI controller its slot is on (docs/libvirt.md §1.4), and it marks the
+devices libvirt added on its own (docs/kubevirt.md appendix, step 4).
 
 The live XML and any input that starts as a domain XML (`<domain`) are read strictly: a
 truncated or garbled document is an error, never half an answer.  Only input that is
@@ -376,7 +376,7 @@ def resolve(dom: Domain) -> None:
     pci = dom.pci_controllers()
     old = old_machine(dom.machine)
     # s390-ccw-virtio puts virtio devices on the channel subsystem: a pasted fragment without
-    # <address> lines is still ccw there (libvirt-facts §1.5).
+    # <address> lines is still ccw there (docs/libvirt.md §1.5).
     ccw_machine = dom.arch == "s390x" or dom.machine_family == "s390-ccw-virtio"
     for dev in dom.devices:
         dev.virtio = is_virtio(dev)
@@ -392,7 +392,7 @@ def resolve(dom: Domain) -> None:
 
 
 def effective_variant(dev: Device, old_machine_type: bool = False, ccw_machine: bool = False) -> Optional[str]:
-    """libvirt-facts §1.4: transitional, modern-only, ccw, legacy-only, invalid-on-ccw or None."""
+    """docs/libvirt.md §1.4: transitional, modern-only, ccw, legacy-only, invalid-on-ccw or None."""
     on_ccw = (dev.address is not None and dev.address.type == "ccw") or (dev.address is None and ccw_machine)
     if dev.model in ("virtio-transitional", "virtio-non-transitional"):
         if on_ccw:

@@ -532,7 +532,7 @@ def _findings(out, ctx: _Ctx, dom, guest, vm, restart_required, vm_running) -> L
                                         "line by line, and %d device(s) were found; only those are explained, and "
                                         "the machine type and PCI slots may be missing" % len(dom.devices)))
     if restart_required and vm_running is not False and (dom is not None) and ctx.origin == "vmi":
-        # kubevirt-facts §5: a VMI's spec is immutable and virtctl restart needs a VM
+        # docs/kubevirt.md §5: a VMI's spec is immutable and virtctl restart needs a VM
         f.append(Finding("warning", "the domain does not have what this VMI spec asks for, and a VMI cannot be "
                                     "restarted with another spec: delete and recreate the VMI (or run it from a VM)"))
     elif restart_required and vm_running is not False and (dom is not None):

@@ -1,10 +1,10 @@
 """`set-transitional`: a safe merge patch of useVirtioTransitional on VirtualMachines, with
 dry runs, a per-device preview of what the next start changes, and an optional restart.
 
-Facts: kubevirt-facts.md §3 (a preference fills only an unset field, so `--unset` sends
+Facts: docs/kubevirt.md §3 (a preference fills only an unset field, so `--unset` sends
 null; the VMI spec shows the value in effect) and §5 (the VMI is immutable; the change needs
 a VM restart; restart subresource; pools and replica sets are patched in their template);
-libvirt-facts.md §1.3 (PCI placement per machine type); ecosystem-facts.md §2.5 (kubectl's
+docs/libvirt.md §1.3 (PCI placement per machine type); docs/ecosystem.md §2.5 (kubectl's
 mutation messages, dry runs, `List` output).
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ DEVICES_PATH = ("spec", "template", "spec", "domain", "devices")
 MAX_CONFLICT_RETRIES = 3
 # Machines with a pcie-root: libvirt gives each modern device a PCIe root port and puts
 # transitional ones behind a pcie-to-pci-bridge; on i440fx `pc` everything is conventional
-# PCI (libvirt-facts §1.3, qemuDomainFillDevicePCIConnectFlagsIterInit).
+# PCI (docs/libvirt.md §1.3, qemuDomainFillDevicePCIConnectFlagsIterInit).
 PCIE_ROOT_MACHINES = ("q35", "virt")
 VARIANT = {R.NT: "modern-only", R.T: "transitional"}
-OWNER_TEMPLATE_PATHS = {  # kubevirt-facts §5: "patch the owner's template"
+OWNER_TEMPLATE_PATHS = {  # docs/kubevirt.md §5: "patch the owner's template"
     "VirtualMachinePool": ("vmpool", ("spec", "virtualMachineTemplate", "spec", "template", "spec", "domain",
                                       "devices")),
     "VirtualMachineInstanceReplicaSet": ("vmirs", ("spec", "template", "spec", "domain", "devices")),
@@ -333,7 +333,7 @@ class Plan:
             return self.live != self.after[0]
         if not self.changed:
             # The preference is unreadable, but KubeVirt compared the template with the preference
-            # expanded against the running VM's spec (kubevirt-facts §5 syncRestartRequired).
+            # expanded against the running VM's spec (docs/kubevirt.md §5 syncRestartRequired).
             return bool(self.restart_required)
         return None  # our patch just changed the template: the condition is not updated yet
 
@@ -371,10 +371,10 @@ def _slot(model, family) -> Optional[str]:
 
 
 def _move(now, then, plan) -> str:
-    """Where libvirt puts the device before and after (libvirt-facts §1.3): on q35 / arm64 virt
+    """Where libvirt puts the device before and after (docs/libvirt.md §1.3): on q35 / arm64 virt
     a modern device gets a PCIe root port and a transitional one a conventional PCI slot behind
     a pcie-to-pci-bridge; on i440fx both are conventional PCI, and non-transitional there is
-    still modern-only (libvirt-facts §1.3 guest view: "pc + non-transitional: modern IDs")."""
+    still modern-only (docs/libvirt.md §1.3 guest view: "pc + non-transitional: modern IDs")."""
     change = "%s -> %s" % (VARIANT[now], VARIANT[then])
     a = _slot(now, plan.machine_now or plan.machine_next)
     b = _slot(then, plan.machine_next)

@@ -1,7 +1,7 @@
 """Read KubeVirt manifests: the VMI spec that applies, the effective useVirtioTransitional
 and where it comes from.  Pure: callers hand in text or objects, nothing here does I/O.
 
-Facts: kubevirt-facts.md §3 (API fields, preference application) and §1 (defaults).
+Facts: docs/kubevirt.md §3 (API fields, preference application) and §1 (defaults).
 """
 from __future__ import annotations
 
@@ -462,7 +462,7 @@ def select(objects: List[Dict[str, Any]], source: str = "manifest") -> VMSpec:
 
 def _matching_preference(vm: VMSpec, prefs: List[Preference]) -> Optional[Preference]:
     """The preference KubeVirt applies: the one spec.preference names, of its kind (default
-    VirtualMachineClusterPreference; kubevirt-facts §3).  Others are ignored, with a warning."""
+    VirtualMachineClusterPreference; docs/kubevirt.md §3).  Others are ignored, with a warning."""
     names = clip(", ".join("%s %s" % (p.kind, clip(p.name, 60)) for p in prefs[:10]), 300)
     if vm.kind == "VirtualMachineInstance":
         vm.warnings.append("a VMI's spec already has its preference applied: ignoring %s" % names)

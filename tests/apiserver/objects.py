@@ -257,7 +257,7 @@ def vmi(name: str = "testvm", namespace: str = "default", spec: dict | None = No
 def launcher_pod(vmi_obj: dict, node: str | None = None, created=None, phase: str = "Running", *,
                  name: str | None = None, uid: str | None = None, ip: str | None = None,
                  extra: dict | None = None, image: str | None = None) -> dict:
-    """The virt-launcher pod of `vmi_obj` (see kubevirt-facts §4 for every label/annotation).
+    """The virt-launcher pod of `vmi_obj` (see docs/kubevirt.md §4 for every label/annotation).
 
     node defaults to the VMI's status.nodeName.  The runtime user (root or 107) comes from the
     VMI's status.runtimeUser.  `extra` is merged last with JSON-merge-patch rules (None deletes),
