@@ -56,7 +56,7 @@ def test_readme_samples_are_what_the_plugin_prints():
 
 def test_readme_samples_cover_every_command(readme):
     commands = {shlex.split(m)[2] for m in re.findall(r"^```\n\$ (kubectl virtio [^\n|]*)", readme, re.M)}
-    assert {"explain", "table", "dumpxml", "set-transitional"} <= commands, commands
+    assert {"explain", "table", "dumpxml", "set-transitional", "list", "guests"} <= commands, commands
 
 
 def test_readme_output_formats_are_the_parsers(readme):
@@ -88,19 +88,54 @@ def test_readme_cluster_flags_are_the_parsers(readme):
 
 
 def test_every_example_input_is_shipped(readme):
-    """Files the README's commands read (-f, --dumpxml) and every examples/ path it names exist."""
-    used = set(re.findall(r"\bexamples/[\w.-]+", readme))
-    for cmd in re.findall(r"^\$ kubectl virtio ([^\n|]*)", readme, re.M):
+    """Files and directories the README's commands read (-f, --dumpxml, --from, `head -c N FILE |`)
+    and every examples/ path it names exist; every top-level entry of examples/ is used."""
+    used = set(re.findall(r"\bexamples/[\w.-]+(?:/[\w.-]+)*", readme))
+    for cmd in re.findall(r"^\$ ((?:head -c \d+ \S+ \| )?kubectl virtio [^\n|]*)", readme, re.M):
         words = shlex.split(cmd)
         for flag, value in zip(words, words[1:]):
-            if flag in ("-f", "--filename", "--dumpxml") and value != "-":
-                used.add(value)
+            if flag in ("-f", "--filename", "--dumpxml", "--from") and value != "-":
+                used.add(value.rstrip("/"))
+            if flag == "-c" and words[0] == "head":
+                used.add(words[3])
+    used = {p.rstrip("/.") for p in used}
     assert used, "the README uses no example input"
-    missing = sorted(p for p in used if not os.path.isfile(os.path.join(REPO, p)))
+    missing = sorted(p for p in used if not os.path.exists(os.path.join(REPO, p)))
     assert not missing, "README uses files that are not shipped: %s" % missing
     shipped = {"examples/" + f for f in os.listdir(os.path.join(REPO, "examples"))}
-    assert used >= shipped - {"examples/README.md"}, "examples/ holds files no README example uses: %s" % (
-        sorted(shipped - used))
+    top = {"/".join(p.split("/")[:2]) for p in used}
+    assert top >= shipped - {"examples/README.md"}, "examples/ holds files no README example uses: %s" % (
+        sorted(shipped - top))
+
+
+def _samples_script():
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("readme_samples", os.path.join(REPO, "scripts", "readme-samples"))
+    spec = importlib.util.spec_from_loader("readme_samples", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def test_readme_samples_show_stderr_and_exit_codes_only_when_asked(tmp_path):
+    """A sample's command may end in `2>&1` (stderr in the output) and `; echo "exit $?"`
+    (the exit status as the last line); a non-zero exit without that marker is an error of
+    the script, so an error sample cannot silently become a success or another code."""
+    mod = _samples_script()
+    cmd = mod.Command('$ head -c 10 examples/testvm.yaml | kubectl virtio explain --dumpxml - 2>&1; echo "exit $?"')
+    assert cmd.args == ["explain", "--dumpxml", "-"] and cmd.stderr and cmd.show_exit
+    assert cmd.input() == open(os.path.join(REPO, "examples", "testvm.yaml"), "rb").read(10)
+    with pytest.raises(SystemExit, match="after a pipe"):
+        mod.Command('$ kubectl virtio table 2>&1 | head -1; echo "exit $?"')
+    bad = "```\n$ kubectl virtio table --arch sparc 2>&1\nold\n```\n"
+    with pytest.raises(SystemExit, match="exited 2"):
+        mod.regenerate(bad, str(tmp_path))
+    shown = mod.regenerate(bad.replace(" 2>&1\n", ' 2>&1; echo "exit $?"\n'), str(tmp_path))
+    lines = shown.splitlines()
+    assert lines[-2] == "exit 2" and any(ln.startswith("usage: ") or "error:" in ln for ln in lines), shown
+    quiet = mod.regenerate(bad.replace(" 2>&1\n", '; echo "exit $?"\n'), str(tmp_path))
+    assert quiet.splitlines()[2:-1] == ["exit 2"], quiet          # stderr is not in the sample
 
 
 def test_readme_set_up_is_what_setup_does(readme):
