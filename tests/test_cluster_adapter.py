@@ -131,6 +131,18 @@ def test_half_a_domain_then_success_is_not_printed(run_plugin, cluster):
     clean(r)
 
 
+def test_half_a_domain_then_success_leaves_explain_with_the_prediction(run_plugin, cluster):
+    xml = objects.minimal_domain_xml("default", "testvm")
+    running(cluster, xml=xml[: len(xml) // 2])
+    r = run_plugin("explain", "testvm", "-o", "json", env=cluster.env())
+    assert r.returncode == 0 and r.stderr.startswith("warning: "), r.stderr
+    doc = json.loads(r.stdout)
+    assert any(f["message"].startswith("no live XML: ") and "whole" in f["message"] for f in doc["findings"]), \
+        doc["findings"]
+    assert {d["status"] for d in doc["devices"]} <= {"predicted", "not-virtio"}, doc["devices"]
+    clean(r)
+
+
 # --- exec: RBAC ------------------------------------------------------------------------------
 
 READER = [Rule(READ, ("kubevirt.io", "apps", "instancetype.kubevirt.io")), Rule(READ, ("",), ("pods",))]

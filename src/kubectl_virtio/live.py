@@ -11,7 +11,7 @@ from typing import Optional
 
 from kubectl_virtio import context as C
 from kubectl_virtio.cmdline import ClusterFlags, Options, Streams
-from kubectl_virtio.errors import ClusterError
+from kubectl_virtio.errors import ClusterError, InputError
 
 NONROOT_URI = "qemu+unix:///session?socket=/var/run/libvirt/virtqemud-sock"
 COMPUTE = "compute"
@@ -81,9 +81,10 @@ def explain_vm(opts, cluster, streams: Streams):
                                                              C.nonroot(ctx.vmi))
                 if why:
                     findings.append(E.Finding("warning", "--guest-agent: " + why))
-        except ClusterError as e:
-            # Whatever broke the exec (RBAC, a timeout, the kubelet, virsh), the prediction still
-            # stands: say why the live models are missing, and go on.
+        except (ClusterError, InputError) as e:
+            # Whatever broke the exec (RBAC, a timeout, the kubelet, virsh) or cut its output (a
+            # domain XML that does not parse whole), the prediction still stands: say why the
+            # live models are missing, and go on.
             hint = " (%s)" % e.hint if e.hint else ""
             findings.append(E.Finding("warning", "no live XML: %s%s; showing the prediction" % (e.message, hint)))
             from kubectl_virtio import render
