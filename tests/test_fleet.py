@@ -30,7 +30,10 @@ def test_no_virtio1_driver_at_next_start_and_while_running():
 
 def test_needless_transitional_and_unknown_guest():
     row = F.evaluate(F.FleetInput("ns", "db", effective=True, origin="vm", guest=RHEL9))
-    assert ids(row) == ["needless-transitional"] and "--off" in row.risks[0].message
+    # the same fix explain gives: remove the VM's own field; override a preference with --off
+    assert ids(row) == ["needless-transitional"] and "set-transitional db --unset -n ns" in row.risks[0].message
+    row = F.evaluate(F.FleetInput("ns", "db", effective=True, origin="preference", guest=RHEL9))
+    assert "set-transitional db --off -n ns" in row.risks[0].message
     assert ids(F.evaluate(F.FleetInput("ns", "db", effective=False, guest=RHEL9))) == []
     row = F.evaluate(F.FleetInput("ns", "w", effective=False, guest=WIN))
     assert ids(row) == ["unknown-guest"] and "virtio-win" in row.risks[0].message

@@ -212,8 +212,11 @@ def evaluate(inp: FleetInput, ignore: Iterable[str] = ()) -> Row:
     if v1 is True and (inp.effective or (inp.running and inp.live)):
         risks.append(Risk("needless-transitional", "%s drives virtio 1.0 (%s): transitional devices only spend "
                                                    "legacy PCI slots and I/O space; `kubectl virtio set-transitional "
-                                                   "%s --off -n %s` frees them at next start"
-                          % (gid, g.get("evidence") or "", inp.name, inp.namespace)))
+                                                   "%s %s -n %s` frees them at next start"
+                          % (gid, g.get("evidence") or "", inp.name,
+                             # as explain advises (guests.guest_findings): a preference that sets
+                             # the flag needs an explicit false; the VM's own field is removed
+                             "--off" if inp.origin == "preference" else "--unset", inp.namespace)))
     if v1 is None:
         risks.append(Risk("unknown-guest", "guest OS not identified: label the VM (vm.kubevirt.io/os) or pass "
                                            "--guest-os" if not inp.guest else
