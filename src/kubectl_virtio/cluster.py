@@ -3,8 +3,9 @@
 Everything goes through the official client's generic `ApiClient.call_api` with raw JSON
 (`_preload_content=False`): KubeVirt objects are custom resources anyway, and skipping the
 typed APIs and model deserialisation is what keeps a live command fast (see bench/explain).
-Pod exec opens the client's own WebSocket (v5 and v4 channel protocols) and reads the frames
-itself, as bytes, with a deadline and a size cap (docs/cluster.md, "Exec").
+Pod exec opens a WebSocket as the client's create_websocket does (v5 and v4 channel
+protocols) with one TLS context per Cluster, and reads the frames itself, as bytes, with a
+deadline and a size cap (docs/cluster.md, "Exec").
 
 Bounds (docs/cluster.md, "Timeouts, caps and retries"); nothing waits without one:
   REST request   --request-timeout, else REQUEST_TIMEOUT (60 s): connect, TLS handshake,
