@@ -760,7 +760,8 @@ class Cluster:
             status = 101
             ws = box["ws"]
             try:
-                out, err, st = self._read_exec(ws, _subprotocol(ws), deadline, "`%s` in pod %s (container %s)" % (command, pod, container))
+                out, err, st = self._read_exec(ws, _subprotocol(ws), deadline,
+                                               "`%s` in pod %s (container %s)" % (command, pod, container))
             except _Overrun:
                 raise Timeout("`%s` in pod %s (container %s) did not finish within %gs" % (command, pod, container,
                                                                                           timeout),
