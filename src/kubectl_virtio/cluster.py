@@ -3,8 +3,9 @@
 Everything goes through the official client's generic `ApiClient.call_api` with raw JSON
 (`_preload_content=False`): KubeVirt objects are custom resources anyway, and skipping the
 typed APIs and model deserialisation is what keeps a live command fast (see bench/explain).
-Pod exec opens the client's own WebSocket (v5 and v4 channel protocols) and reads the frames
-itself, as bytes, with a deadline and a size cap (docs/cluster.md, "Exec").
+Pod exec opens a WebSocket as the client's create_websocket does (v5 and v4 channel
+protocols) with one TLS context per Cluster, and reads the frames itself, as bytes, with a
+deadline and a size cap (docs/cluster.md, "Exec").
 
 Bounds (docs/cluster.md, "Timeouts, caps and retries"); nothing waits without one:
   REST request   --request-timeout, else REQUEST_TIMEOUT (60 s): connect, TLS handshake,
@@ -38,6 +39,7 @@ INSTANCETYPE = ("instancetype.kubevirt.io", "v1beta1")
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 EXEC_TIMEOUT = 30.0  # seconds, for the exec when --request-timeout is not given
 REQUEST_TIMEOUT = 60.0  # seconds, for one REST request when --request-timeout is not given
+EXEC_V5, EXEC_V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"  # the exec channel protocols offered
 # stdout+stderr of one exec: the largest real domain XML is a few hundred KiB (a VM with
 # hundreds of disks and NICs); 8 MiB is ample room and still bounds a command that never ends.
 EXEC_OUTPUT_CAP = 8 * 1024 * 1024
@@ -410,6 +412,8 @@ class Cluster:
         self.exec_timeout = float(request_timeout or EXEC_TIMEOUT)
         self.debug = bool(os.environ.get("KUBECTL_VIRTIO_DEBUG")) if debug is None else bool(debug)
         self.server = self.api.configuration.host
+        self._sslopt: Optional[Dict[str, Any]] = None  # the exec WebSocket's TLS options, built once
+        self._sslopt_lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------------
     def _secrets(self) -> List[str]:
@@ -695,7 +699,8 @@ class Cluster:
         together; the output is capped at EXEC_OUTPUT_CAP.  A non-zero exit is a result; a
         kubelet failure, a stream without a status or an overrun is an ExecError/Timeout."""
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream.ws_client import websocket_call
+        from kubernetes.stream.ws_client import get_websocket_url, websocket_proxycare
+        from websocket import WebSocket
 
         timeout = timeout or self.exec_timeout
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
@@ -713,10 +718,26 @@ class Cluster:
         box: Dict[str, Any] = {}
 
         def handshake():
+            # What the client's create_websocket does (ws_client.py: the Authorization header,
+            # v5 and v4 offered, the kubeconfig's proxy), with this Cluster's one TLS context
+            # instead of a new one (and the CA bundle read again) per exec; errors wrapped as
+            # its websocket_call wraps them, so _exec_error reads them the same way.
             try:
-                box["ws"] = websocket_call(self.api.configuration, "GET", url, headers=headers,
-                                           _preload_content=False, binary=True)
-            except BaseException as e:  # noqa: BLE001 - handed to the caller below
+                cfg = self.api.configuration
+                ws_url = get_websocket_url(url)
+                header = ["sec-websocket-protocol: %s,%s" % (EXEC_V5, EXEC_V4)]
+                if "authorization" in headers:
+                    header.insert(0, "authorization: %s" % headers["authorization"])
+                opts: Dict[str, Any] = {"header": header}
+                if cfg.proxy or cfg.proxy_headers:
+                    opts = websocket_proxycare(opts, cfg, ws_url, headers)
+                ws = WebSocket(sslopt=self._exec_sslopt() if ws_url.startswith("wss://") else {},
+                               skip_utf8_validation=False)
+                ws.connect(ws_url, **opts)
+                box["ws"] = ws
+            except Exception as e:  # noqa: BLE001 - handed to the caller below
+                box["error"] = ApiException(status=0, reason=str(e))
+            except BaseException as e:  # noqa: BLE001
                 box["error"] = e
 
         status: Any = "-"
@@ -739,7 +760,8 @@ class Cluster:
             status = 101
             ws = box["ws"]
             try:
-                out, err, st = self._read_exec(ws, deadline, "`%s` in pod %s (container %s)" % (command, pod, container))
+                out, err, st = self._read_exec(ws, _subprotocol(ws), deadline,
+                                               "`%s` in pod %s (container %s)" % (command, pod, container))
             except _Overrun:
                 raise Timeout("`%s` in pod %s (container %s) did not finish within %gs" % (command, pod, container,
                                                                                           timeout),
@@ -760,14 +782,45 @@ class Cluster:
         return ExecResult(returncode=self._exit_code(st, command, pod, container, ns),
                           stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"))
 
-    def _read_exec(self, client, deadline: float, what: str):
+    def _exec_sslopt(self) -> Dict[str, Any]:
+        """websocket-client's TLS options for every exec of this Cluster: one SSLContext,
+        built on first use from the kubeconfig exactly as the client's create_websocket asks
+        websocket-client to build one per connection (ws_client.py; websocket/_http.py
+        `_wrap_sni_socket`): the cluster's CA (else certifi's bundle) with the certificate and
+        the host name checked, or nothing checked under insecure-skip-tls-verify; the client
+        certificate and key; tls-server-name as the name sent and checked.  Reading the CA
+        bundle and building a context cost more client CPU than the handshake itself
+        (docs/cluster.md "Exec")."""
+        with self._sslopt_lock:
+            if self._sslopt is None:
+                import ssl
+
+                cfg = self.api.configuration
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                if cfg.verify_ssl:
+                    import certifi
+
+                    ctx.load_verify_locations(cafile=cfg.ssl_ca_cert or certifi.where())
+                    ctx.check_hostname = True if cfg.assert_hostname is None else bool(cfg.assert_hostname)
+                    ctx.verify_mode = ssl.CERT_REQUIRED
+                else:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                if cfg.cert_file:
+                    ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+                opt: Dict[str, Any] = {"context": ctx}
+                if cfg.tls_server_name:
+                    opt["server_hostname"] = cfg.tls_server_name
+                self._sslopt = opt
+            return self._sslopt
+
+    def _read_exec(self, sock, subprotocol: Optional[str], deadline: float, what: str):
         """(stdout bytes, stderr bytes, status bytes or None) from the exec's frames.  Each
         frame is <channel byte><data>; channel 255 with one byte (v5 only) closes a channel.
         A watchdog aborts the socket at the deadline, so a frame that trickles in is cut too."""
         from websocket import ABNF, WebSocketException
 
-        sock = client.sock
-        v5 = (client.subprotocol or "") == "v5.channel.k8s.io"
+        v5 = (subprotocol or "") == EXEC_V5
         out, err, st = bytearray(), bytearray(), None
         expired = threading.Event()
 
@@ -912,6 +965,17 @@ class _Failed:
 
     def __init__(self, status, body, reason, content_type=""):
         self.status, self.body, self.reason, self.content_type = status, body, reason, content_type
+
+
+def _subprotocol(ws) -> Optional[str]:
+    """The channel protocol the server chose (the client's WSClient reads it the same way:
+    websocket-client knows it only when it offered it, else from the response headers)."""
+    chosen = getattr(ws, "subprotocol", None)
+    if not chosen:
+        for key, value in (ws.getheaders() or {}).items():
+            if key.lower() == "sec-websocket-protocol":
+                return value
+    return chosen
 
 
 def _strip_headers(headers: Dict[str, str]) -> None:
