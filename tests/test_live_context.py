@@ -233,3 +233,16 @@ def test_the_launcher_pods_image_when_the_vmi_does_not_say(run_plugin, cluster):
     cluster.put(objects.kubevirt_cr("v1.9.0"))
     doc, _ = explain_json(run_plugin, cluster, "older")
     assert doc["kubevirtVersion"] == {"version": "v1.5.2", "source": "launcher-pod-image"}
+
+
+# --- seams between explain and list (the merged branches' audit) ---------------------------------
+
+def test_a_preference_name_is_the_same_guest_hint_in_explain_and_list(run_plugin, cluster):
+    """An unread cluster preference named like an OS id: explain and list name the same guest
+    (the preference's name, not "virtualmachineclusterpreference<name>")."""
+    cluster.put(objects.vm("halted", preference="centos6.10", run_strategy="Halted"))
+    doc, _ = explain_json(run_plugin, cluster, "halted")
+    r = run_plugin("list", "-o", "json", env=cluster.env())
+    item = json.loads(r.stdout)["items"][0]
+    assert doc["guest"]["id"] == item["guest"]["id"] == "centos6.10"
+    assert doc["guest"]["virtio1"] is item["guest"]["virtio1"] is False
