@@ -246,3 +246,13 @@ def test_a_preference_name_is_the_same_guest_hint_in_explain_and_list(run_plugin
     item = json.loads(r.stdout)["items"][0]
     assert doc["guest"]["id"] == item["guest"]["id"] == "centos6.10"
     assert doc["guest"]["virtio1"] is item["guest"]["virtio1"] is False
+
+
+def test_dumpxml_does_not_warn_about_the_preference_it_never_reads(run_plugin, cluster):
+    cluster.put(objects.cluster_preference("legacy", use_virtio_transitional=True))
+    cluster.add_running_vm("pref", vm_kwargs={"preference": "legacy"},
+                                   vmi_kwargs={"use_virtio_transitional": True})
+    r = run_plugin("dumpxml", "pref", env=cluster.env())
+    assert r.returncode == 0 and "<domain" in r.stdout, r.stderr
+    assert r.stderr == ""
+    assert not [x for x in cluster.request_log() if "preference" in x.path]
