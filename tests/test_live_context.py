@@ -256,3 +256,33 @@ def test_dumpxml_does_not_warn_about_the_preference_it_never_reads(run_plugin, c
     assert r.returncode == 0 and "<domain" in r.stdout, r.stderr
     assert r.stderr == ""
     assert not [x for x in cluster.request_log() if "preference" in x.path]
+
+
+def test_a_release_the_rules_do_not_know_is_warned_once_naming_the_rules_applied(run_plugin, cluster):
+    """explain, list, set-transitional and table say the same: which rules apply, once."""
+    for name in ("future-a", "future-b"):
+        cluster.add_running_vm(name, vmi_kwargs={"image": objects.launcher_image("v2.3.0")})
+    cluster.add_running_vm("ancient", vmi_kwargs={"image": objects.launcher_image("v0.20.0")})
+    newer = "KubeVirt v2.3.0 (from the VMI's launcher image) is newer than v1.9.0, the newest release these " \
+            "rules were read against: showing the rules of v1.9.0"
+    older = "KubeVirt v0.20.0 (from the VMI's launcher image) is older than v0.36.0, the oldest release these " \
+            "rules were read against: showing the rules of v0.36.0"
+    doc, _ = explain_json(run_plugin, cluster, "future-a")
+    assert [f["message"] for f in doc["findings"] if "newer than" in f["message"]] == [newer]
+    r = run_plugin("explain", "future-a", env=cluster.env())
+    assert "KubeVirt rules: v1.9.0 (for KubeVirt v2.3.0, from the VMI's launcher image)" in r.stdout, r.stdout
+    assert r.stdout.count("newer than") == 1
+    r = run_plugin("explain", "ancient", env=cluster.env())
+    assert "KubeVirt rules: v0.36.0 (for KubeVirt v0.20.0, from the VMI's launcher image)" in r.stdout, r.stdout
+    assert r.stdout.count("older than") == 1
+    for args in (["list"], ["list", "-o", "json"]):
+        r = run_plugin(*args, env=cluster.env())
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.splitlines() == ["warning: " + newer, "warning: " + older] or \
+            r.stderr.splitlines() == ["warning: " + older, "warning: " + newer], r.stderr
+    r = run_plugin("list", "--kubevirt-version", "v0.20.0", env=cluster.env())
+    assert r.stderr.count("older than v0.36.0") == 1 and "(from --kubevirt-version)" in r.stderr, r.stderr
+    r = run_plugin("set-transitional", "future-a", "--dry-run=client", env=cluster.env())
+    assert r.returncode == 0 and r.stderr.count(newer) == 1, r.stderr
+    r = run_plugin("table", "--kubevirt-version", "v2.3.0")
+    assert r.stderr.count("showing the rules of v1.9.0") == 1

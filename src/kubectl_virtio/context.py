@@ -291,14 +291,11 @@ def choose_release(override: Optional[V.Version] = None, vmi_image: Optional[str
 
 
 def _with_newer_note(r: Release) -> Release:
-    if r.version < V.OLDEST:
-        _, warning = V.rules_release(r.version)
-        return replace(r, notes=r.notes + (Note("warning", "%s (from %s)" % (warning, SOURCE_TEXT.get(r.source, r.source))),))
-    if V.newer_than_known(r.version):
-        note = Note("warning", "KubeVirt %s (from %s) is newer than %s, the newest release these rules were "
-                               "checked against: models of devices changed since may be misexplained"
-                    % (r.text, SOURCE_TEXT.get(r.source, r.source), V.show(V.NEWEST)))
-        return replace(r, notes=r.notes + (note,))
+    """A release older or newer than the rules know: one warning, the same words as `table`,
+    saying which release's rules apply."""
+    _, warning = V.rules_release(r.version, SOURCE_TEXT.get(r.source, r.source))
+    if warning:
+        return replace(r, notes=r.notes + (Note("warning", warning),))
     return r
 
 
