@@ -286,3 +286,12 @@ def test_a_release_the_rules_do_not_know_is_warned_once_naming_the_rules_applied
     assert r.returncode == 0 and r.stderr.count(newer) == 1, r.stderr
     r = run_plugin("table", "--kubevirt-version", "v2.3.0")
     assert r.stderr.count("showing the rules of v1.9.0") == 1
+
+
+def test_set_transitional_l_names_each_vm_once_in_its_warnings(run_plugin, cluster):
+    cluster.put(objects.vm("lost", preference="gone", run_strategy="Halted", labels={"app": "x"}))
+    r = run_plugin("set-transitional", "-l", "app=x", "--unset", "--dry-run=client", env=cluster.env())
+    assert r.returncode == 0, r.stderr
+    warned = [x for x in r.stderr.splitlines() if "gone" in x]
+    assert warned and all(x.startswith("default/lost: warning: ") and x.count("default/lost") == 1
+                          for x in warned), r.stderr

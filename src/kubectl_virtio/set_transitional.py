@@ -470,8 +470,8 @@ def _report(opts, plan, out, streams: Streams) -> None:
     """The preview: a table on stdout; with -o json|yaml a compact form on stderr."""
     from kubectl_virtio import render
 
-    render.warnings(streams.err, [("%s/%s: %s" % (plan.ns, plan.name, w)) if opts.selector else w
-                                  for w in plan.warnings])
+    # -l: run_selector puts "ns/name: " before each line of a VM's output, once.
+    render.warnings(streams.err, plan.warnings)
     steps = next_steps(opts.restart, opts.dry_run, plan)
     if opts.output == "table":
         render.emit(out, render.preview(_header(plan), plan.rows, steps, plan.running))
