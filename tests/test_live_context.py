@@ -295,3 +295,12 @@ def test_set_transitional_l_names_each_vm_once_in_its_warnings(run_plugin, clust
     warned = [x for x in r.stderr.splitlines() if "gone" in x]
     assert warned and all(x.startswith("default/lost: warning: ") and x.count("default/lost") == 1
                           for x in warned), r.stderr
+
+
+def test_an_unread_preference_is_unknown_in_explains_header_as_in_list(run_plugin, cluster):
+    cluster.put(objects.vm("lost", preference="gone", run_strategy="Halted"))
+    r = run_plugin("explain", "lost", env=cluster.env())
+    assert r.returncode == 0, r.stderr
+    assert "useVirtioTransitional: unknown (assumed false)" in r.stdout, r.stdout
+    r = run_plugin("list", "-o", "json", env=cluster.env())
+    assert json.loads(r.stdout)["items"][0]["useVirtioTransitional"]["effective"] is None

@@ -101,8 +101,10 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
             "Arch:      %s%s   KubeVirt rules: %s" % (
                 exp.arch, "   Machine: %s" % exp.machine if exp.machine else "",
                 _rules_text(exp.kubevirt_version, getattr(exp, "kubevirt_version_source", None))),
-            "useVirtioTransitional: %s (from %s)   running domain: %s   restart required: %s" % (
-                str(flag["effective"]).lower(), flag["origin"],
+            "useVirtioTransitional: %s   running domain: %s   restart required: %s" % (
+                # origin unknown (a preference not read): the value is a guess, as list's "?" says
+                "unknown (assumed %s)" % str(flag["effective"]).lower() if flag["origin"] == "unknown"
+                else "%s (from %s)" % (str(flag["effective"]).lower(), flag["origin"]),
                 "unknown" if flag["live"] is None else str(flag["live"]).lower(),
                 "yes" if exp.restart_required else "no")]
     if exp.guest:
