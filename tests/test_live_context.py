@@ -304,3 +304,24 @@ def test_an_unread_preference_is_unknown_in_explains_header_as_in_list(run_plugi
     assert "useVirtioTransitional: unknown (assumed false)" in r.stdout, r.stdout
     r = run_plugin("list", "-o", "json", env=cluster.env())
     assert json.loads(r.stdout)["items"][0]["useVirtioTransitional"]["effective"] is None
+
+
+@pytest.mark.parametrize("release", ["v0.20.0", "v2.3.0"])
+def test_offline_and_live_explain_say_the_same_of_an_unknown_release(run_plugin, cluster, tmp_path, release):
+    vm = objects.vm("testvm", run_strategy="Halted")
+    cluster.put(vm)
+    live_doc, _ = explain_json(run_plugin, cluster, "testvm", "--kubevirt-version", release)
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps(vm))
+    r = run_plugin("explain", "-f", str(path), "--kubevirt-version", release, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    offline_doc = json.loads(r.stdout)
+    assert offline_doc["kubevirtVersion"] == live_doc["kubevirtVersion"] == {"version": release, "source": "flag"}
+
+    def warned(doc):
+        return [f["message"] for f in doc["findings"] if "these rules were read against" in f["message"]]
+    assert warned(offline_doc) == warned(live_doc) and len(warned(live_doc)) == 1
+    assert "(from --kubevirt-version)" in warned(live_doc)[0]
+    r = run_plugin("explain", "-f", str(path), "--kubevirt-version", release)
+    assert "KubeVirt rules: v%s (for KubeVirt %s, from --kubevirt-version)" % (
+        "0.36.0" if release == "v0.20.0" else "1.9.0", release) in r.stdout, r.stdout
