@@ -325,3 +325,11 @@ def test_offline_and_live_explain_say_the_same_of_an_unknown_release(run_plugin,
     r = run_plugin("explain", "-f", str(path), "--kubevirt-version", release)
     assert "KubeVirt rules: v%s (for KubeVirt %s, from --kubevirt-version)" % (
         "0.36.0" if release == "v0.20.0" else "1.9.0", release) in r.stdout, r.stdout
+
+
+def test_a_server_error_on_a_list_is_one_clean_error_line(run_plugin, cluster):
+    cluster.inject_error("virtualmachines", 500, message="etcd is sad", times=10)
+    r = run_plugin("list", "-A", env=cluster.env())
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert r.stderr.splitlines()[0] == "error: list virtualmachines.kubevirt.io: etcd is sad (HTTP 500)", r.stderr
+    assert "Traceback" not in r.stderr and "Error" not in r.stderr.replace("error:", "")
