@@ -417,7 +417,7 @@ def test_packaged_live_explain(installed, cluster, tmp_path):
         "case \":$LD_LIBRARY_PATH:\" in *'%s'*) echo \"LD_LIBRARY_PATH into the plugin: $LD_LIBRARY_PATH\" >&2; exit 1;; esac\n"
         "if env | grep -q '^_PYI_\\|^_MEIPASS2='; then echo 'PyInstaller variables leaked' >&2; exit 1; fi\n"
         "echo '{\"apiVersion\": \"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\", "
-        "\"status\": {\"token\": \"admin-token\"}}'\n" % (record, install))
+        "\"status\": {\"token\": \"%s\"}}'\n" % (record, install, cluster.token("admin")))
     helper.chmod(0o755)
     kubeconfig = cluster.kubeconfig_with_exec_user(str(helper))
 
