@@ -59,6 +59,10 @@ def test_unexpected_model_is_listed_with_the_devices():
     ({"kubevirt_version": "v1.6.0", "interfaces": 4}, None, False),
     ({"topology_version": "v3", "interfaces": 9}, None, False),
     ({"root_complex": True}, 0, True),
+    # before v1.0.0 no placeholder interfaces, no port reserved: nothing to predict
+    ({"kubevirt_version": "v0.59.0", "interfaces": 1}, None, False),
+    ({"kubevirt_version": "v0.20.0", "interfaces": 4}, None, False),
+    ({"kubevirt_version": "v1.0.0", "interfaces": 1}, 3, False),
     # nothing to go by
     ({"interfaces": 4}, None, False),
     # not q35: no PCIe root ports at all

@@ -233,3 +233,103 @@ def test_the_launcher_pods_image_when_the_vmi_does_not_say(run_plugin, cluster):
     cluster.put(objects.kubevirt_cr("v1.9.0"))
     doc, _ = explain_json(run_plugin, cluster, "older")
     assert doc["kubevirtVersion"] == {"version": "v1.5.2", "source": "launcher-pod-image"}
+
+
+# --- seams between explain and list (the merged branches' audit) ---------------------------------
+
+def test_a_preference_name_is_the_same_guest_hint_in_explain_and_list(run_plugin, cluster):
+    """An unread cluster preference named like an OS id: explain and list name the same guest
+    (the preference's name, not "virtualmachineclusterpreference<name>")."""
+    cluster.put(objects.vm("halted", preference="centos6.10", run_strategy="Halted"))
+    doc, _ = explain_json(run_plugin, cluster, "halted")
+    r = run_plugin("list", "-o", "json", env=cluster.env())
+    item = json.loads(r.stdout)["items"][0]
+    assert doc["guest"]["id"] == item["guest"]["id"] == "centos6.10"
+    assert doc["guest"]["virtio1"] is item["guest"]["virtio1"] is False
+
+
+def test_dumpxml_does_not_warn_about_the_preference_it_never_reads(run_plugin, cluster):
+    cluster.put(objects.cluster_preference("legacy", use_virtio_transitional=True))
+    cluster.add_running_vm("pref", vm_kwargs={"preference": "legacy"},
+                                   vmi_kwargs={"use_virtio_transitional": True})
+    r = run_plugin("dumpxml", "pref", env=cluster.env())
+    assert r.returncode == 0 and "<domain" in r.stdout, r.stderr
+    assert r.stderr == ""
+    assert not [x for x in cluster.request_log() if "preference" in x.path]
+
+
+def test_a_release_the_rules_do_not_know_is_warned_once_naming_the_rules_applied(run_plugin, cluster):
+    """explain, list, set-transitional and table say the same: which rules apply, once."""
+    for name in ("future-a", "future-b"):
+        cluster.add_running_vm(name, vmi_kwargs={"image": objects.launcher_image("v2.3.0")})
+    cluster.add_running_vm("ancient", vmi_kwargs={"image": objects.launcher_image("v0.20.0")})
+    newer = "KubeVirt v2.3.0 (from the VMI's launcher image) is newer than v1.9.0, the newest release these " \
+            "rules were read against: showing the rules of v1.9.0"
+    older = "KubeVirt v0.20.0 (from the VMI's launcher image) is older than v0.36.0, the oldest release these " \
+            "rules were read against: showing the rules of v0.36.0"
+    doc, _ = explain_json(run_plugin, cluster, "future-a")
+    assert [f["message"] for f in doc["findings"] if "newer than" in f["message"]] == [newer]
+    r = run_plugin("explain", "future-a", env=cluster.env())
+    assert "KubeVirt rules: v1.9.0 (for KubeVirt v2.3.0, from the VMI's launcher image)" in r.stdout, r.stdout
+    assert r.stdout.count("newer than") == 1
+    r = run_plugin("explain", "ancient", env=cluster.env())
+    assert "KubeVirt rules: v0.36.0 (for KubeVirt v0.20.0, from the VMI's launcher image)" in r.stdout, r.stdout
+    assert r.stdout.count("older than") == 1
+    for args in (["list"], ["list", "-o", "json"]):
+        r = run_plugin(*args, env=cluster.env())
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.splitlines() == ["warning: " + newer, "warning: " + older] or \
+            r.stderr.splitlines() == ["warning: " + older, "warning: " + newer], r.stderr
+    r = run_plugin("list", "--kubevirt-version", "v0.20.0", env=cluster.env())
+    assert r.stderr.count("older than v0.36.0") == 1 and "(from --kubevirt-version)" in r.stderr, r.stderr
+    r = run_plugin("set-transitional", "future-a", "--dry-run=client", env=cluster.env())
+    assert r.returncode == 0 and r.stderr.count(newer) == 1, r.stderr
+    r = run_plugin("table", "--kubevirt-version", "v2.3.0")
+    assert r.stderr.count("showing the rules of v1.9.0") == 1
+
+
+def test_set_transitional_l_names_each_vm_once_in_its_warnings(run_plugin, cluster):
+    cluster.put(objects.vm("lost", preference="gone", run_strategy="Halted", labels={"app": "x"}))
+    r = run_plugin("set-transitional", "-l", "app=x", "--unset", "--dry-run=client", env=cluster.env())
+    assert r.returncode == 0, r.stderr
+    warned = [x for x in r.stderr.splitlines() if "gone" in x]
+    assert warned and all(x.startswith("default/lost: warning: ") and x.count("default/lost") == 1
+                          for x in warned), r.stderr
+
+
+def test_an_unread_preference_is_unknown_in_explains_header_as_in_list(run_plugin, cluster):
+    cluster.put(objects.vm("lost", preference="gone", run_strategy="Halted"))
+    r = run_plugin("explain", "lost", env=cluster.env())
+    assert r.returncode == 0, r.stderr
+    assert "useVirtioTransitional: unknown (assumed false)" in r.stdout, r.stdout
+    r = run_plugin("list", "-o", "json", env=cluster.env())
+    assert json.loads(r.stdout)["items"][0]["useVirtioTransitional"]["effective"] is None
+
+
+@pytest.mark.parametrize("release", ["v0.20.0", "v2.3.0"])
+def test_offline_and_live_explain_say_the_same_of_an_unknown_release(run_plugin, cluster, tmp_path, release):
+    vm = objects.vm("testvm", run_strategy="Halted")
+    cluster.put(vm)
+    live_doc, _ = explain_json(run_plugin, cluster, "testvm", "--kubevirt-version", release)
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps(vm))
+    r = run_plugin("explain", "-f", str(path), "--kubevirt-version", release, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    offline_doc = json.loads(r.stdout)
+    assert offline_doc["kubevirtVersion"] == live_doc["kubevirtVersion"] == {"version": release, "source": "flag"}
+
+    def warned(doc):
+        return [f["message"] for f in doc["findings"] if "these rules were read against" in f["message"]]
+    assert warned(offline_doc) == warned(live_doc) and len(warned(live_doc)) == 1
+    assert "(from --kubevirt-version)" in warned(live_doc)[0]
+    r = run_plugin("explain", "-f", str(path), "--kubevirt-version", release)
+    assert "KubeVirt rules: v%s (for KubeVirt %s, from --kubevirt-version)" % (
+        "0.36.0" if release == "v0.20.0" else "1.9.0", release) in r.stdout, r.stdout
+
+
+def test_a_server_error_on_a_list_is_one_clean_error_line(run_plugin, cluster):
+    cluster.inject_error("virtualmachines", 500, message="etcd is sad", times=10)
+    r = run_plugin("list", "-A", env=cluster.env())
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert r.stderr.splitlines()[0] == "error: list virtualmachines.kubevirt.io: etcd is sad (HTTP 500)", r.stderr
+    assert "Traceback" not in r.stderr and "Error" not in r.stderr.replace("error:", "")

@@ -98,3 +98,15 @@ def test_hostile_and_oversized_files_are_refused_not_fatal(run_plugin, tmp_path)
     assert r.returncode == 1 and r.stderr.startswith("error: --from") and "Traceback" not in r.stderr
     r = run_plugin("list", "--from", str(root), "--live")
     assert r.returncode == 2
+
+
+def test_a_release_the_rules_do_not_know_is_warned_once(run_plugin, tmp_path):
+    root = tmp_path / "future"
+    docs = []
+    for name in ("a", "b"):
+        vm = objects.vm(name, "shop")
+        docs += [vm, objects.vmi(name, "shop", owner_vm=vm, image=objects.launcher_image("v2.3.0"))]
+    _write(str(root), "fleet.yaml", yaml.safe_dump_all(docs))
+    r = run_plugin("list", "--from", str(root))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("warning: KubeVirt v2.3.0") == 1 and "showing the rules of v1.9.0" in r.stderr, r.stderr

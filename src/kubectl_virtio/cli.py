@@ -161,11 +161,13 @@ class ExplainOptions(Options):
         if self.dumpxml:
             src = "stdin" if self.dumpxml == "-" else self.dumpxml
             dom = domain.parse(_read_source(self.dumpxml, "dumpxml", stdin_used), src, fragment=True)
-        version, warning = versions.rules_release(self.version or versions.NEWEST)
-        exp = explain.explain(vm, dom, arch=self.arch, version=version, guest_os=self.guest_os)
+        # As live: the release asked for is the one explain reads its rules at (a release
+        # outside the rules' span gets the nearest one's), shown and warned the same way.
+        version = self.version or versions.NEWEST
+        _, warning = versions.rules_release(version, versions.SOURCE_TEXT["flag"] if self.version else "")
+        exp = explain.explain(vm, dom, arch=self.arch, version=version, guest_os=self.guest_os,
+                              extra_findings=[explain.Finding("warning", warning)] if warning else None)
         exp.kubevirt_version_source = "flag" if self.version else "newest-known"
-        if warning:
-            exp.findings.append(explain.Finding("warning", warning))
         return exp
 
 

@@ -555,7 +555,7 @@ class Cluster:
                                 "try again later")
         if not status:
             message = "%s%s" % (e.reason or "", " (%s)" % e.content_type.split(";")[0] if e.content_type else "")
-        return ClusterError("%s %s %s: %s (HTTP %s)" % (verb, full, name or "", message, e.status))
+        return ClusterError("%s %s%s: %s (HTTP %s)" % (verb, full, " " + name if name else "", message, e.status))
 
     def _not_served(self, what) -> ClusterError:
         verb, group, resource, ns, name = what

@@ -291,14 +291,11 @@ def choose_release(override: Optional[V.Version] = None, vmi_image: Optional[str
 
 
 def _with_newer_note(r: Release) -> Release:
-    if r.version < V.OLDEST:
-        _, warning = V.rules_release(r.version)
-        return replace(r, notes=r.notes + (Note("warning", "%s (from %s)" % (warning, SOURCE_TEXT.get(r.source, r.source))),))
-    if V.newer_than_known(r.version):
-        note = Note("warning", "KubeVirt %s (from %s) is newer than %s, the newest release these rules were "
-                               "checked against: models of devices changed since may be misexplained"
-                    % (r.text, SOURCE_TEXT.get(r.source, r.source), V.show(V.NEWEST)))
-        return replace(r, notes=r.notes + (note,))
+    """A release older or newer than the rules know: one warning, the same words as `table`,
+    saying which release's rules apply."""
+    _, warning = V.rules_release(r.version, SOURCE_TEXT.get(r.source, r.source))
+    if warning:
+        return replace(r, notes=r.notes + (Note("warning", warning),))
     return r
 
 
@@ -476,9 +473,11 @@ def with_vm(ctx: VMContext, vm: Dict[str, Any], arch: Optional[str] = None) -> V
 
 
 def build(vm, vmi, *, release: Release, pods: Sequence[Dict[str, Any]] = (), pref: Optional[PreferenceRead] = None,
-          arch: Optional[str] = None, name: Optional[str] = None, namespace: Optional[str] = None) -> VMContext:
+          arch: Optional[str] = None, name: Optional[str] = None, namespace: Optional[str] = None,
+          preference_skipped: bool = False) -> VMContext:
     """The context from objects already read (pure).  `pref`: the read of the VM's preference
-    (None when it has none or it was not read); `arch`: --arch."""
+    (None when it has none or it was not read); `arch`: --arch.  `preference_skipped`: the
+    caller chose not to read it (dumpxml shows no flag): no note that it "was not read"."""
     if vm is None and vmi is None:
         raise ValueError("build() needs a VM or a VMI")
     obj = vm if vm is not None else vmi
@@ -494,7 +493,7 @@ def build(vm, vmi, *, release: Release, pods: Sequence[Dict[str, Any]] = (), pre
     preference = pref.preference if pref is not None else None
     problem = pref.problem if pref is not None else None
     reason = (pref.reason or pref.problem) if pref is not None else None
-    if src is not None and src.fetchable and pref is None:
+    if src is not None and src.fetchable and pref is None and not preference_skipped:
         problem = reason = "the VM's preference (%s) was not read" % src.text()
     note = preference_note(src, PreferenceRead(preference, problem, pref.severity if pref else "warning")
                            if problem else None)
@@ -572,7 +571,8 @@ def resolve(cluster, namespace: str, name: str, *, kind: Optional[str] = None,
         chosen, _ = choose_pod(pod_list, vmi) if pod_list else (None, [])
         rel = choose_release(override, status(vmi).get("launcherContainerImageVersion") if vmi else None,
                              compute_image(chosen) if chosen is not None else None, cr[0], cr[1])
-    return build(vm, vmi, release=rel, pods=pod_list, pref=pref_read, arch=arch, name=name, namespace=namespace)
+    return build(vm, vmi, release=rel, pods=pod_list, pref=pref_read, arch=arch, name=name, namespace=namespace,
+                 preference_skipped=not preference)
 
 
 def resolve_many(cluster, vms: Iterable[Dict[str, Any]], vmis: Iterable[Dict[str, Any]], *,

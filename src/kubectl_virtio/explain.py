@@ -214,12 +214,12 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     # The guest (guests.py): --guest-os, the agent's status.guestOSInfo, labels, preference.
     vmi_raw = running_vmi.raw if running_vmi is not None else (
         vm.raw if vm is not None and vm.kind == "VirtualMachineInstance" else None)
-    # guests.py reads the preference's bare name (rhel.9, windows.11); pref_name may be the
-    # display form "KIND NAME" of a preference that was not read.
-    guest_pref = None
+    # The preference's bare name is a guest hint (guests.py), as list reads it; pref_name is
+    # the display text ("VirtualMachineClusterPreference NAME"), never an OS id.
+    pref_id = None
     if vm is not None:
-        guest_pref = vm.preference.name if vm.preference else (vm.preference_ref or {}).get("name")
-    guest = guests.assess(vm.raw if vm is not None else None, vmi_raw, guest_pref, guest_os)
+        pref_id = (vm.preference_ref or {}).get("name")
+    guest = guests.assess(vm.raw if vm is not None else None, vmi_raw, pref_id, guest_os)
     findings.extend(_findings(out, ctx, dom, guest, vm, restart_required, vm_running))
     findings.extend(_guest_findings(out, ctx, guest, vm, namespace, name, guest_devices))
     mismatch = _domain_name_mismatch(vm, dom)

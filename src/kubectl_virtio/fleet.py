@@ -148,6 +148,11 @@ def predicted_free_ports(inp: FleetInput) -> Tuple[Optional[int], str]:
         return None, "topology %s keeps at least %d ports free at start" % (version or ">= v1.6", V2_MIN_FREE)
     if version and version not in ("v1",):
         return None, "unknown PCI topology version %r" % inp.topology_version
+    if not version and release and not _release_at_least(release, (1, 0)):
+        # The placeholder interfaces arrived in v1.0.0 (nichotplug.go ReservedInterfaces; not
+        # in v0.59.0): before, KubeVirt reserved no root port, and hotplugged disks went on
+        # the SCSI controller.  No count to predict.
+        return None, "KubeVirt %s reserves no hotplug ports (placeholder interfaces arrived in v1.0.0)" % release
     if not version and not release:
         return None, "no %s annotation and the KubeVirt release is unknown" % TOPOLOGY_ANNOTATION
     if inp.interfaces == 0:

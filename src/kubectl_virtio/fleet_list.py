@@ -186,12 +186,22 @@ class Resolver:
     object and at most one read of the KubeVirt CR, however many pages (context.resolve_many
     does the same for lists held whole)."""
 
-    def __init__(self, cluster, override=None):
+    def __init__(self, cluster, override=None, warn: Optional[Callable[[str], None]] = None):
         self.cluster = cluster
         self.override = override  # --kubevirt-version
         self.prefs: Dict[Any, Any] = {}
         self.cr: Optional[Tuple[Optional[str], Optional[str]]] = None
         self.releases: Dict[Any, Any] = {}
+        self.warn = warn
+        self.warned: set = set()
+
+    def _say(self, rel) -> None:
+        """A release's warnings (older or newer than the rules know, a digest), once a run."""
+        for n in rel.notes:
+            if self.warn is not None and n.severity == "warning" and n.message not in self.warned \
+                    and len(self.warned) < 64:
+                self.warned.add(n.message)
+                self.warn(n.message)
 
     def context(self, vm, vmi, pods=()):
         from kubectl_virtio import context as C
@@ -224,6 +234,7 @@ class Resolver:
                 rel = C.choose_release(None, vmi_image, pod_image, self.cr[0], self.cr[1])
             if len(self.releases) < 256:
                 self.releases[key] = rel
+            self._say(rel)
         return C.build(vm, vmi, release=rel, pods=pods, pref=pref)
 
 
@@ -238,8 +249,10 @@ def _compact_pod(pod: Dict[str, Any]) -> Dict[str, Any]:
             "status": {"phase": (pod.get("status") or {}).get("phase")}}
 
 
-def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Optional[Callable[[], None]]]]:
-    """(input, live job or None) for every VM and standalone VMI in scope, in list order."""
+def cluster_inputs(cluster, o: ListOptions, warn: Optional[Callable[[str], None]] = None
+                   ) -> Iterator[Tuple[F.FleetInput, Optional[Callable[[], None]]]]:
+    """(input, live job or None) for every VM and standalone VMI in scope, in list order;
+    `warn` gets each release warning once."""
     from kubectl_virtio import context as C
 
     ns = None if o.all_namespaces else cluster.namespace
@@ -258,7 +271,7 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
                 uid = ((p.get("metadata") or {}).get("labels") or {}).get("kubevirt.io/created-by")
                 if uid:
                     pods_by_vmi.setdefault(uid, []).append(_compact_pod(p))
-    resolver = Resolver(cluster, o.version)
+    resolver = Resolver(cluster, o.version, warn)
     for vm, vmi in join(items(vm_pages), items(vmi_pages)):
         running = vmi is not None and C.status(vmi).get("phase") == C.RUNNING
         pods = pods_by_vmi.pop(C.meta(vmi).get("uid") or "", []) if (o.live and running) else []
@@ -282,10 +295,11 @@ def cluster_inputs(cluster, o: ListOptions) -> Iterator[Tuple[F.FleetInput, Opti
         yield inp, job
 
 
-def stream_contexts(cluster, ns: Optional[str], selector: Optional[str], override=None):
+def stream_contexts(cluster, ns: Optional[str], selector: Optional[str], override=None,
+                    warn: Optional[Callable[[str], None]] = None):
     """VM contexts of the VMs in scope (standalone VMIs left out), page by page, joined with
     their VMIs; for commands that act on many VMs (set-transitional -l)."""
-    resolver = Resolver(cluster, override)
+    resolver = Resolver(cluster, override, warn)
     vm_pages = prefetch(cluster.iter_list("vms", ns, selector, PAGE), depth=1)
     vmi_pages = prefetch(cluster.iter_list("vmis", ns, None, PAGE), depth=1)
     for vm, vmi in join(items(vm_pages), items(vmi_pages)):
@@ -420,7 +434,7 @@ def run(o: ListOptions, cluster, streams: Streams) -> int:
                                    override=o.version)
         where = "in %s" % o.from_dir
     else:
-        inputs = cluster_inputs(cluster, o)
+        inputs = cluster_inputs(cluster, o, lambda m: render.warnings(streams.err, [m]))
         where = "" if o.all_namespaces else "in %s namespace" % cluster.namespace
     progress = None
     if o.live and hasattr(streams.err, "isatty") and streams.err.isatty():

@@ -195,6 +195,7 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
     from kubectl_virtio import render
 
     render.warnings(err, idx.warnings[:20])
+    warned: set = set()
     keys = sorted(set(idx.vms) | {k for k in idx.vmis if k not in idx.vms}
                   | {k for k in idx.domains if k not in idx.vms and k not in idx.vmis},
                   key=lambda k: "%s/%s" % k)
@@ -210,6 +211,10 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
                 chosen = C.choose_pod(pods, vmi)[0] if pods else None
                 rel = C.choose_release(override, C.status(vmi).get("launcherContainerImageVersion") if vmi else None,
                                        C.compute_image(chosen) if chosen is not None else None)
+                for n in rel.notes:  # a release older/newer than the rules know: once a run
+                    if n.severity == "warning" and n.message not in warned and len(warned) < 64:
+                        warned.add(n.message)
+                        render.warnings(err, [n.message])
                 ctx = C.build(vm, vmi, release=rel, pods=pods, pref=_preference(idx, vm) if vm is not None else None)
                 inp = F.input_from_context(ctx, guest_os)
             except (VirtioError, ValueError) as e:

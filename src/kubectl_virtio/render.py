@@ -98,11 +98,13 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
                  d.variant or "-", d.rule or "-"] for d in devices]
     flag = exp.to_dict()["useVirtioTransitional"]
     head = ["VM:        %s" % ("%s/%s" % (exp.namespace, exp.name) if exp.namespace else (exp.name or "(unnamed)")),
-            "Arch:      %s%s   KubeVirt rules: %s%s" % (
-                exp.arch, "   Machine: %s" % exp.machine if exp.machine else "", exp.kubevirt_version,
-                _release_source(getattr(exp, "kubevirt_version_source", None))),
-            "useVirtioTransitional: %s (from %s)   running domain: %s   restart required: %s" % (
-                str(flag["effective"]).lower(), flag["origin"],
+            "Arch:      %s%s   KubeVirt rules: %s" % (
+                exp.arch, "   Machine: %s" % exp.machine if exp.machine else "",
+                _rules_text(exp.kubevirt_version, getattr(exp, "kubevirt_version_source", None))),
+            "useVirtioTransitional: %s   running domain: %s   restart required: %s" % (
+                # origin unknown (a preference not read): the value is a guess, as list's "?" says
+                "unknown (assumed %s)" % str(flag["effective"]).lower() if flag["origin"] == "unknown"
+                else "%s (from %s)" % (str(flag["effective"]).lower(), flag["origin"]),
                 "unknown" if flag["live"] is None else str(flag["live"]).lower(),
                 "yes" if exp.restart_required else "no")]
     if exp.guest:
@@ -137,6 +139,21 @@ def explanation(exp, fmt: str = "table", pci: bool = False, color: Optional[bool
         parts.append("PCI topology: none to draw without a domain XML (libvirt assigns the slots): pass "
                      "--dumpxml, or explain a running VM")
     return "\n\n".join(parts)
+
+
+def _rules_text(release: Optional[str], source: Optional[str]) -> str:
+    """`v1.6.4 (from ...)`; a release outside the rules' span names the rules shown:
+    `v1.9.0 (for KubeVirt v2.3.0, from ...)`, as the finding says."""
+    from kubectl_virtio import versions
+
+    try:
+        shown, warning = versions.rules_release(versions.parse(release or ""))
+    except ValueError:
+        warning = None
+    if not warning:
+        return "%s%s" % (release, _release_source(source))
+    where = _release_source(source).strip(" ()")
+    return "%s (for KubeVirt %s%s)" % (versions.show(shown), release, ", " + where if where else "")
 
 
 def _release_source(source: Optional[str]) -> str:

@@ -120,6 +120,8 @@ class SetTransitionalOptions(Options):
             except C.VMNotFound:
                 raise ClusterError("no VirtualMachine %r in namespace %s" % (self.name, cluster.namespace),
                                    "check the name, or pass -n NAMESPACE") from None
+            # A release the rules do not know: said once, as explain, list and table say it.
+            render.warnings(streams.err, [n.message for n in ctx.release.notes if n.severity == "warning"])
             _, obj = _set_one(cluster, ctx, self, streams)
             if self.machine_readable:
                 render.emit(streams.out, render.dump(obj, self.output))
@@ -149,7 +151,8 @@ class SetTransitionalOptions(Options):
 
         summary = {"patched": 0, "unchanged": 0, "failed": 0, "restart failed": 0}
         items, total = [], 0
-        contexts = fleet_list.stream_contexts(cluster, ns, self.selector, self.version)
+        contexts = fleet_list.stream_contexts(cluster, ns, self.selector, self.version,
+                                              lambda m: render.warnings(streams.err, [m]))
         for ctx, result, exc in fleet_list.ordered_map(contexts, one, self.parallel):
             total += 1
             where = "%s/%s" % (ctx.namespace, ctx.name)
@@ -467,8 +470,8 @@ def _report(opts, plan, out, streams: Streams) -> None:
     """The preview: a table on stdout; with -o json|yaml a compact form on stderr."""
     from kubectl_virtio import render
 
-    render.warnings(streams.err, [("%s/%s: %s" % (plan.ns, plan.name, w)) if opts.selector else w
-                                  for w in plan.warnings])
+    # -l: run_selector puts "ns/name: " before each line of a VM's output, once.
+    render.warnings(streams.err, plan.warnings)
     steps = next_steps(opts.restart, opts.dry_run, plan)
     if opts.output == "table":
         render.emit(out, render.preview(_header(plan), plan.rows, steps, plan.running))

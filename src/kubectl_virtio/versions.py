@@ -130,16 +130,18 @@ def from_image(image: Optional[str]) -> Tuple[Optional[Version], str]:
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
-def rules_release(requested: Version):
+def rules_release(requested: Version, source: str = ""):
     """Which release's rules to show for a requested KubeVirt release: (release, warning).
 
     Inside [OLDEST, NEWEST] the rules of that release, no warning.  Outside, the rules of the
     nearest release they were read at, and a warning saying so (the caller prints it on
-    stderr): a release the rules do not know may differ in ways nobody checked."""
+    stderr): a release the rules do not know may differ in ways nobody checked.  `source`: where
+    the release was read (explain, list), said right after it."""
+    what = "KubeVirt %s%s" % (show(requested), " (from %s)" % source if source else "")
     if requested < OLDEST:
-        return OLDEST, ("KubeVirt %s is older than %s, the oldest release these rules were read against: "
-                        "showing the rules of %s" % (show(requested), show(OLDEST), show(OLDEST)))
+        return OLDEST, ("%s is older than %s, the oldest release these rules were read against: "
+                        "showing the rules of %s" % (what, show(OLDEST), show(OLDEST)))
     if requested > NEWEST:
-        return NEWEST, ("KubeVirt %s is newer than %s, the newest release these rules were read against: "
-                        "showing the rules of %s" % (show(requested), show(NEWEST), show(NEWEST)))
+        return NEWEST, ("%s is newer than %s, the newest release these rules were read against: "
+                        "showing the rules of %s" % (what, show(NEWEST), show(NEWEST)))
     return requested, None
