@@ -329,6 +329,10 @@ def test_a_missing_table_is_a_clear_error(monkeypatch, tmp_path):
     from kubectl_virtio.errors import VirtioError
     monkeypatch.setattr(guests, "_DATA", str(tmp_path / "absent.json"))
     monkeypatch.setattr(guests, "_cache", {})
-    with pytest.raises(VirtioError) as e:
-        guests.verdict("rhel9.0")
+    guests._id_verdict_cached.cache_clear()  # verdicts are cached by id: read the (absent) table anew
+    try:
+        with pytest.raises(VirtioError) as e:
+            guests.verdict("rhel9.0")
+    finally:
+        guests._id_verdict_cached.cache_clear()
     assert "guest OS table" in e.value.message and "gen-guests-table" in e.value.hint

@@ -15,6 +15,8 @@ Public API
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import re
@@ -192,6 +194,14 @@ def verdict(os_id: Optional[str], kernel_release: Optional[str] = None) -> Dict[
 
 
 def _id_verdict(os_id: str) -> Dict[str, Any]:
+    """The verdict for an OS id (a fresh dict: callers may change it).  Cached by id: a
+    version-only id scans the whole table, and a fleet asks for the same few ids again and
+    again (bench/fleet --live)."""
+    return copy.deepcopy(_id_verdict_cached(os_id))
+
+
+@functools.lru_cache(maxsize=1024)
+def _id_verdict_cached(os_id: str) -> Dict[str, Any]:
     sid = normalise(os_id)
     r = _index().get(sid)
     if r is not None:

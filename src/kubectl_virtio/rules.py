@@ -16,6 +16,8 @@ evidence, in our own words, is docs/kubevirt-rules.md (one section per rule).
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
@@ -608,16 +610,24 @@ def select(dev: SpecDevice) -> Optional[Rule]:
     return hits[0] if hits else None
 
 
+@functools.lru_cache(maxsize=64)
+def _holding(version: Version, live: bool):
+    """The rows that hold at a release and have a spec (`when`) or a live (`seen`) condition,
+    in table order.  The table is fixed at import, so this is computed once a release: a fleet
+    explains hundreds of domains of the same release (bench/fleet --live)."""
+    return tuple(r for r in RULES if (r.seen if live else r.when) is not None and r.holds_for(version))
+
+
 def claims(dev: SpecDevice):
     """Every rule that claims a spec device (for the tests: it must be exactly one)."""
-    return [r for r in RULES if r.when is not None and r.holds_for(dev.version) and r.when(dev)]
+    return [r for r in _holding(dev.version, False) if r.when(dev)]
 
 
 def classify(dev, version: Version) -> Rule:
     """The row that produces a device seen in a domain XML: the first holding row whose
     `seen` condition is true (libvirt.other at the end takes the rest)."""
-    for r in RULES:
-        if r.seen is not None and r.holds_for(version) and r.seen(dev, version):
+    for r in _holding(version, True):
+        if r.seen(dev, version):
             return r
     return BY_ID["libvirt.other"]
 
