@@ -481,15 +481,8 @@ class Cluster:
         """The body, read by pieces until the deadline; a watchdog cuts a read that is
         waiting when the deadline passes (urllib3's read timeout is per socket read, so a
         body trickling in a byte at a time would never trip it)."""
-        expired = threading.Event()
-
-        def cut():
-            expired.set()
-            raw.shutdown()
-
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
-        watchdog.daemon = True
-        watchdog.start()
+        watchdog = _Watchdog(deadline, raw.shutdown)
+        expired = watchdog.expired
         parts = []
         try:
             while True:
@@ -822,15 +815,8 @@ class Cluster:
 
         v5 = (subprotocol or "") == EXEC_V5
         out, err, st = bytearray(), bytearray(), None
-        expired = threading.Event()
-
-        def cut():
-            expired.set()
-            sock.abort()
-
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
-        watchdog.daemon = True
-        watchdog.start()
+        watchdog = _Watchdog(deadline, sock.abort)
+        expired = watchdog.expired
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -958,6 +944,26 @@ class Cluster:
 
 class _Overrun(Exception):
     """The exec's deadline passed (internal; turned into Timeout with the command's name)."""
+
+
+class _Watchdog:
+    """Calls `cut` once when the deadline passes (a daemon timer), so a read that waits on the
+    socket is ended even while bytes trickle in; `expired` tells the reader it was cut.
+    cancel() before handing the connection back, so a late cut cannot hit a reused one."""
+
+    def __init__(self, deadline: float, cut):
+        self.expired = threading.Event()
+
+        def fire():
+            self.expired.set()
+            cut()
+
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class _Failed:
