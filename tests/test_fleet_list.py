@@ -230,3 +230,23 @@ def test_progress_bar_only_on_a_terminal_and_never_on_stdout(plugin_path, cluste
     assert b"virsh dumpxml" in tty and b"/3 " in tty  # the bar, with the total it learnt
     r = subprocess.run([plugin_path, "list", "-n", "bar", "--live", "-o", "json"], capture_output=True, env=env)
     assert r.returncode == 0 and b"virsh dumpxml" not in r.stderr
+
+
+def test_a_malformed_vm_is_reported_in_its_row_and_the_rest_go_on(run_plugin, cluster):
+    """One VM whose spec is a list (a broken object in etcd, a hostile server) must not abort
+    the fleet: its row carries the error, the others are listed, and --check exits 1."""
+    good = objects.vm("good", "default")
+    bad = objects.vm("bad", "default")
+    bad["spec"] = ["not", "a", "mapping"]
+    cluster.put(good, bad)
+    r = run_plugin("list", "-o", "json", env=cluster.env())
+    assert "Traceback" not in r.stderr and "Error:" not in r.stderr, r.stderr
+    doc = json.loads(r.stdout)
+    items = {i["vm"]["name"]: i for i in doc["items"]}
+    assert set(items) == {"good", "bad"}, items
+    assert items["good"]["error"] is None
+    assert items["bad"]["error"] and "spec" in items["bad"]["error"], items["bad"]
+    assert r.returncode == 0 and doc["summary"]["errors"] == 1, r.stderr
+    # --check cannot vouch for the VM it could not read
+    r = run_plugin("list", "--check", env=cluster.env())
+    assert r.returncode == 1 and "with errors" in r.stderr and "good" in r.stdout, (r.stdout, r.stderr)
