@@ -150,3 +150,134 @@ def test_exec_checks_the_tls_server_name(cluster, name, ok):
         with pytest.raises(ClusterError) as exc:
             c.exec("default", pod, "compute", DUMPXML, timeout=20)
         assert "TLS verification" in exc.value.message
+
+
+# --- the exec's connection: one deadline for every step; the kubeconfig's proxy -------------------
+
+@pytest.fixture
+def silent():
+    """A TCP listener that accepts and never answers: a TLS handshake that never ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield "https://127.0.0.1:%d" % sock.getsockname()[1], held
+    stop.set()
+    t.join(2)
+    for c in held:
+        c.close()
+    sock.close()
+
+
+def test_an_exec_whose_tls_handshake_stalls_ends_at_its_deadline(cluster, silent):
+    """The TCP connection is accepted, the TLS handshake never answered: the exec's one
+    deadline cuts it (no thread is left waiting on it), with the handshake message."""
+    import time
+
+    from kubectl_virtio.cluster import Cluster, Timeout
+
+    pod = pod_of(cluster)
+    url, held = silent
+    c = Cluster(kubeconfig=edited(cluster, "silent", server=url))
+    start = time.monotonic()
+    with pytest.raises(Timeout) as exc:
+        c.exec("default", pod, "compute", DUMPXML, timeout=1)
+    assert time.monotonic() - start < 8
+    assert "did not complete the exec WebSocket handshake (create pods/exec for pod %s in namespace default) " \
+           "within 1s" % pod in exc.value.message
+    assert len(held) == 1  # it did connect: the TLS handshake is what the deadline cut
+    assert not [t for t in threading.enumerate() if t.name == "exec-handshake"]
+
+
+@pytest.fixture
+def connect_proxy():
+    """An HTTP proxy that only tunnels (CONNECT host:port), as corporate proxies in front of
+    an API server do; records the targets it tunnelled to."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    tunnels, stop = [], threading.Event()
+
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle(conn):
+        conn.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 8192:
+            chunk = conn.recv(1024)
+            if not chunk:
+                conn.close()
+                return
+            head += chunk
+        method, target = head.split(b" ")[:2]
+        if method != b"CONNECT":
+            conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+            return
+        host, _, port = target.decode().rpartition(":")
+        upstream = socket.create_connection((host, int(port)), timeout=10)
+        tunnels.append(target.decode())
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        conn.settimeout(None)
+        upstream.settimeout(None)
+        threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn = sock.accept()[0]
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield "http://127.0.0.1:%d" % sock.getsockname()[1], tunnels
+    stop.set()
+    t.join(2)
+    sock.close()
+
+
+def test_exec_goes_through_the_kubeconfig_proxy(cluster, connect_proxy):
+    """proxy-url in the kubeconfig: the REST calls and the exec's WebSocket both go through it
+    (the client's websocket_proxycare hands it to websocket-client, which tunnels)."""
+    from kubectl_virtio.cluster import Cluster
+
+    pod = pod_of(cluster)
+    url, tunnels = connect_proxy
+    c = Cluster(kubeconfig=edited(cluster, "proxied", **{"proxy-url": url}))
+    before = len(cluster.exec_log)
+    r = c.exec("default", pod, "compute", DUMPXML, timeout=20)
+    assert r.returncode == 0 and "<domain" in r.stdout
+    assert len(cluster.exec_log) == before + 1
+    server = cluster.url.split("://", 1)[1]
+    assert tunnels == [server]  # the exec's one connection went through the proxy
+    assert c.exec("default", pod, "compute", DUMPXML, timeout=20).returncode == 0
+    assert tunnels == [server, server]

@@ -21,13 +21,13 @@ KUBECTL_VIRTIO_TIMINGS=1 prints where the time went on stderr at exit (bench/exp
 """
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
@@ -208,11 +208,17 @@ def _mark(phase: str, start: float) -> None:
         _timings.add(phase, start)
 
 
-@dataclass
 class ExecResult:
-    returncode: int
-    stdout: str
-    stderr: str
+    """What a command run by exec gave: its exit code and its output, decoded."""
+
+    __slots__ = ("returncode", "stdout", "stderr")
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+    def __repr__(self):
+        return "ExecResult(returncode=%r, stdout=%d chars, stderr=%r)" % (self.returncode, len(self.stdout),
+                                                                         self.stderr[:200])
 
 
 class NotFound(ClusterError):
@@ -692,8 +698,7 @@ class Cluster:
         together; the output is capped at EXEC_OUTPUT_CAP.  A non-zero exit is a result; a
         kubelet failure, a stream without a status or an overrun is an ExecError/Timeout."""
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream.ws_client import get_websocket_url, websocket_proxycare
-        from websocket import WebSocket
+        from kubernetes.stream.ws_client import get_websocket_url
 
         timeout = timeout or self.exec_timeout
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
@@ -706,54 +711,28 @@ class Cluster:
         _strip_headers(headers)
         start = time.perf_counter()
         deadline = time.monotonic() + timeout
-        # The client's WebSocket connect takes no timeout (websocket-client then blocks without
-        # one), so the handshake runs in a daemon thread that is abandoned when it overruns.
-        box: Dict[str, Any] = {}
-
-        def handshake():
-            # What the client's create_websocket does (ws_client.py: the Authorization header,
-            # v5 and v4 offered, the kubeconfig's proxy), with this Cluster's one TLS context
-            # instead of a new one (and the CA bundle read again) per exec; errors wrapped as
-            # its websocket_call wraps them, so _exec_error reads them the same way.
-            try:
-                cfg = self.api.configuration
-                ws_url = get_websocket_url(url)
-                header = ["sec-websocket-protocol: %s,%s" % (EXEC_V5, EXEC_V4)]
-                if "authorization" in headers:
-                    header.insert(0, "authorization: %s" % headers["authorization"])
-                opts: Dict[str, Any] = {"header": header}
-                if cfg.proxy or cfg.proxy_headers:
-                    opts = websocket_proxycare(opts, cfg, ws_url, headers)
-                ws = WebSocket(sslopt=self._exec_sslopt() if ws_url.startswith("wss://") else {},
-                               skip_utf8_validation=False)
-                ws.connect(ws_url, **opts)
-                box["ws"] = ws
-            except Exception as e:  # noqa: BLE001 - handed to the caller below
-                box["error"] = ApiException(status=0, reason=str(e))
-            except BaseException as e:  # noqa: BLE001
-                box["error"] = e
-
+        # One deadline for the whole exec -- connect, TLS, the upgrade, every frame: the
+        # watchdog shuts down whichever socket the exec is on when it passes.
+        cut = _SocketCut()
+        watchdog = _Watchdog(deadline, cut)
         status: Any = "-"
         command = " ".join(argv)
         try:
-            worker = threading.Thread(target=handshake, name="exec-handshake", daemon=True)
-            worker.start()
-            worker.join(timeout)
-            if worker.is_alive():
-                raise Timeout("the API server %s did not complete the exec WebSocket handshake (create pods/exec "
-                              "for pod %s in namespace %s) within %gs" % (self.server, pod, ns, timeout),
-                              "raise --request-timeout, or check the API server and the kubelet of the pod's node")
-            if "error" in box:
-                e = box["error"]
-                if isinstance(e, ApiException):
-                    m = re.search(r"Handshake status (\d{3})", str(e.reason or ""))
-                    status = m.group(1) if m else "-"
-                    raise self._exec_error(e, what, timeout) from None
-                raise e
-            status = 101
-            ws = box["ws"]
             try:
-                out, err, st = self._read_exec(ws, _subprotocol(ws), deadline,
+                ws = self._exec_connect(get_websocket_url(url), headers, deadline, cut)
+            except Exception as e:  # noqa: BLE001 - mapped below, as the client's websocket_call wraps it
+                if watchdog.expired.is_set() or time.monotonic() >= deadline or isinstance(e, _Overrun):
+                    raise Timeout("the API server %s did not complete the exec WebSocket handshake (create "
+                                  "pods/exec for pod %s in namespace %s) within %gs" % (self.server, pod, ns, timeout),
+                                  "raise --request-timeout, or check the API server and the kubelet of the pod's "
+                                  "node") from None
+                e = e if isinstance(e, ApiException) else ApiException(status=0, reason=str(e))
+                m = re.search(r"Handshake status (\d{3})", str(e.reason or ""))
+                status = m.group(1) if m else "-"
+                raise self._exec_error(e, what, timeout) from None
+            status = 101
+            try:
+                out, err, st = self._read_exec(ws, _subprotocol(ws), deadline, watchdog,
                                                "`%s` in pod %s (container %s)" % (command, pod, container))
             except _Overrun:
                 raise Timeout("`%s` in pod %s (container %s) did not finish within %gs" % (command, pod, container,
@@ -766,6 +745,7 @@ class Cluster:
                 except Exception:  # noqa: BLE001 - the socket may be gone already
                     pass
         finally:
+            watchdog.cancel()
             _mark("exec", start)
             self._log("GET", path, status, start)
         if st is None:
@@ -774,6 +754,70 @@ class Cluster:
                             "try again; if it persists, check the API server and the kubelet of the pod's node")
         return ExecResult(returncode=self._exit_code(st, command, pod, container, ns),
                           stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"))
+
+    def _exec_connect(self, ws_url: str, headers: Dict[str, str], deadline: float, cut: "_SocketCut"):
+        """The exec's WebSocket, as the client's create_websocket opens it (ws_client.py: the
+        Authorization header, v5 and v4 offered, the kubeconfig's proxy), with this Cluster's
+        one TLS context instead of a new one (and the CA bundle read again) per exec.
+
+        Without a proxy, the TCP connection and the TLS handshake are made here, as
+        websocket-client makes them (websocket/_http.py: its socket options, the context's
+        wrap_socket with the host or tls-server-name), and handed to it for the upgrade, so
+        the exec's one deadline can cut every step.  Through a proxy (the kubeconfig's
+        proxy-url, or the https_proxy/http_proxy variables websocket-client reads itself)
+        websocket-client connects, tunnels and wraps; it takes no overall deadline, so it
+        runs in a daemon thread that is abandoned when the deadline passes."""
+        from websocket import DEFAULT_SOCKET_OPTION, WebSocket
+
+        cfg = self.api.configuration
+        secure = ws_url.startswith("wss://")
+        header = ["sec-websocket-protocol: %s,%s" % (EXEC_V5, EXEC_V4)]
+        if "authorization" in headers:
+            header.insert(0, "authorization: %s" % headers["authorization"])
+        sslopt = self._exec_sslopt() if secure else {}
+        ws = WebSocket(sslopt=sslopt, skip_utf8_validation=False)
+        remaining = max(0.001, deadline - time.monotonic())
+        proxy_vars = ("https_proxy", "HTTPS_PROXY") if secure else ("http_proxy", "HTTP_PROXY")
+        if cfg.proxy or cfg.proxy_headers or any(os.environ.get(v) for v in proxy_vars):
+            from kubernetes.stream.ws_client import websocket_proxycare
+
+            opts = websocket_proxycare({"header": header}, cfg, ws_url, headers)
+            box: Dict[str, Any] = {}
+
+            def connect():
+                try:
+                    ws.connect(ws_url, timeout=remaining, **opts)
+                    box["ws"] = ws
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    box["error"] = e
+
+            worker = threading.Thread(target=connect, name="exec-handshake", daemon=True)
+            worker.start()
+            worker.join(remaining)
+            if worker.is_alive():
+                raise _Overrun()
+            if "error" in box:
+                raise box["error"]
+            cut.on(ws.sock)
+            return ws
+        import socket
+
+        host, port = _host_port(ws_url, secure)
+        sock = socket.create_connection((host, port), timeout=remaining)
+        try:
+            cut.on(sock)
+            for option in DEFAULT_SOCKET_OPTION:
+                sock.setsockopt(*option)
+            if secure:
+                sock = sslopt["context"].wrap_socket(sock, server_hostname=sslopt.get("server_hostname") or host,
+                                                     do_handshake_on_connect=False, suppress_ragged_eofs=True)
+                cut.on(sock)
+                sock.do_handshake()
+            ws.connect(ws_url, socket=_ReadAhead(sock), header=header, timeout=remaining)
+        except BaseException:
+            sock.close()
+            raise
+        return ws
 
     def _exec_sslopt(self) -> Dict[str, Any]:
         """websocket-client's TLS options for every exec of this Cluster: one SSLContext,
@@ -807,49 +851,46 @@ class Cluster:
                 self._sslopt = opt
             return self._sslopt
 
-    def _read_exec(self, sock, subprotocol: Optional[str], deadline: float, what: str):
+    def _read_exec(self, sock, subprotocol: Optional[str], deadline: float, watchdog: "_Watchdog", what: str):
         """(stdout bytes, stderr bytes, status bytes or None) from the exec's frames.  Each
         frame is <channel byte><data>; channel 255 with one byte (v5 only) closes a channel.
-        A watchdog aborts the socket at the deadline, so a frame that trickles in is cut too."""
+        The exec's watchdog shuts the socket at the deadline, so a frame that trickles in is
+        cut too."""
         from websocket import ABNF, WebSocketException
 
         v5 = (subprotocol or "") == EXEC_V5
         out, err, st = bytearray(), bytearray(), None
-        watchdog = _Watchdog(deadline, sock.abort)
         expired = watchdog.expired
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _Overrun()
-                # After the status only a close is expected: wait briefly for trailing frames.
-                sock.settimeout(min(remaining, 2.0) if st is not None else remaining)
-                try:
-                    opcode, frame = sock.recv_data_frame(True)
-                except (WebSocketException, OSError, ValueError):
-                    if expired.is_set() or (st is None and time.monotonic() >= deadline):
-                        raise _Overrun() from None
-                    break  # the connection ended (with or without a status: the caller decides)
-                if opcode == ABNF.OPCODE_CLOSE:
-                    break
-                if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
-                    continue
-                data = frame.data if isinstance(frame.data, (bytes, bytearray)) else str(frame.data).encode()
-                channel, payload = data[0], data[1:]
-                if channel == 255 and v5:
-                    continue  # CLOSE of one channel (data[1]); the status or the socket close ends us
-                if channel in (1, 2):
-                    (out if channel == 1 else err).extend(payload)
-                    if len(out) + len(err) > EXEC_OUTPUT_CAP:
-                        raise ExecError("%s wrote more than %d MiB: stopped (a domain XML is a few hundred KiB)"
-                                        % (what, EXEC_OUTPUT_CAP // (1024 * 1024)))
-                elif channel == 3:
-                    st = (st or b"") + payload
-                    if len(st) > EXEC_STATUS_CAP:
-                        raise ExecError("%s: the exec status is larger than %d KiB: not a Status"
-                                        % (what, EXEC_STATUS_CAP // 1024))
-        finally:
-            watchdog.cancel()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Overrun()
+            # After the status only a close is expected: wait briefly for trailing frames.
+            sock.settimeout(min(remaining, 2.0) if st is not None else remaining)
+            try:
+                opcode, frame = sock.recv_data_frame(True)
+            except (WebSocketException, OSError, ValueError):
+                if expired.is_set() or (st is None and time.monotonic() >= deadline):
+                    raise _Overrun() from None
+                break  # the connection ended (with or without a status: the caller decides)
+            if opcode == ABNF.OPCODE_CLOSE:
+                break
+            if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+                continue
+            data = frame.data if isinstance(frame.data, (bytes, bytearray)) else str(frame.data).encode()
+            channel, payload = data[0], data[1:]
+            if channel == 255 and v5:
+                continue  # CLOSE of one channel (data[1]); the status or the socket close ends us
+            if channel in (1, 2):
+                (out if channel == 1 else err).extend(payload)
+                if len(out) + len(err) > EXEC_OUTPUT_CAP:
+                    raise ExecError("%s wrote more than %d MiB: stopped (a domain XML is a few hundred KiB)"
+                                    % (what, EXEC_OUTPUT_CAP // (1024 * 1024)))
+            elif channel == 3:
+                st = (st or b"") + payload
+                if len(st) > EXEC_STATUS_CAP:
+                    raise ExecError("%s: the exec status is larger than %d KiB: not a Status"
+                                    % (what, EXEC_STATUS_CAP // 1024))
         return bytes(out), bytes(err), st
 
     def _exit_code(self, raw: bytes, command: str, pod: str, container: str, ns: str) -> int:
@@ -946,24 +987,125 @@ class _Overrun(Exception):
     """The exec's deadline passed (internal; turned into Timeout with the command's name)."""
 
 
+class _Deadlines:
+    """One daemon thread for every deadline of the process: it calls each watchdog's cut
+    when its time comes.  A threading.Timer a request (a thread started and torn down for
+    every REST call and exec) cost about 0.45 ms of CPU each, most of an exec's overhead
+    beyond its TLS handshake under `list --live`; a heap and one condition cost microseconds."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: List[Tuple[float, int, "_Watchdog"]] = []
+        self._seq = 0
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, dog: "_Watchdog") -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (dog.deadline, self._seq, dog))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is dog:
+                self._cond.notify()  # a new earliest deadline: wake up sooner
+
+    def cancel(self, dog: "_Watchdog") -> None:
+        with self._cond:
+            dog.cut = None  # the entry stays in the heap until its time; it holds nothing
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2].cut is None:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        dog = heapq.heappop(self._heap)[2]
+                        cut, dog.cut = dog.cut, None
+                        break
+                    self._cond.wait(wait)
+            dog.expired.set()
+            try:
+                cut()
+            except Exception:  # noqa: BLE001 - a socket already gone: nothing left to cut
+                pass
+
+
+_DEADLINES = _Deadlines()
+
+
 class _Watchdog:
-    """Calls `cut` once when the deadline passes (a daemon timer), so a read that waits on the
-    socket is ended even while bytes trickle in; `expired` tells the reader it was cut.
-    cancel() before handing the connection back, so a late cut cannot hit a reused one."""
+    """Calls `cut` once when the deadline passes, so a read that waits on the socket is ended
+    even while bytes trickle in; `expired` tells the reader it was cut.  cancel() before
+    handing the connection back, so a late cut cannot hit a reused one."""
 
     def __init__(self, deadline: float, cut):
+        self.deadline = deadline
+        self.cut = cut
         self.expired = threading.Event()
-
-        def fire():
-            self.expired.set()
-            cut()
-
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _DEADLINES.add(self)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        _DEADLINES.cancel(self)
+
+
+class _SocketCut:
+    """The exec's deadline cut: shuts down whichever socket the exec is on at the moment (the
+    TCP socket while TLS starts, then the TLS one), and one handed over after the deadline."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sock = None
+        self._fired = False
+
+    def on(self, sock) -> None:
+        with self._lock:
+            self._sock = sock
+            if self._fired:
+                self._shut(sock)
+
+    def __call__(self) -> None:
+        with self._lock:
+            self._fired = True
+            if self._sock is not None:
+                self._shut(self._sock)
+
+    @staticmethod
+    def _shut(sock) -> None:
+        import socket
+
+        try:  # the plain socket's shutdown: a reader blocked in SSL_read on it returns at once
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _ReadAhead:
+    """The exec's TLS socket as websocket-client sees it, with reads buffered: it reads the
+    upgrade response one byte a call (websocket/_socket.py `recv_line`), about 250 reads and
+    as many GIL hand-offs an exec.  Everything else goes to the socket itself."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, n: int) -> bytes:
+        if self._pos >= len(self._buf):
+            data = self._sock.recv(max(n, 16384))
+            if len(data) <= n:
+                return data
+            self._buf, self._pos = data, 0
+        piece = self._buf[self._pos:self._pos + n]
+        self._pos += len(piece)
+        return piece
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 class _Failed:
@@ -971,6 +1113,15 @@ class _Failed:
 
     def __init__(self, status, body, reason, content_type=""):
         self.status, self.body, self.reason, self.content_type = status, body, reason, content_type
+
+
+def _host_port(ws_url: str, secure: bool) -> Tuple[str, int]:
+    """Host and port of a ws(s):// URL, as websocket-client reads them (websocket/_url.py
+    parse_url: the default port of the scheme; an IPv6 literal without its brackets)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(ws_url)
+    return parts.hostname or "", parts.port or (443 if secure else 80)
 
 
 def _subprotocol(ws) -> Optional[str]:
