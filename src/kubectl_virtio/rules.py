@@ -601,7 +601,13 @@ def rule(rule_id: str) -> Rule:
 
 
 def rules_for(version: Version = versions.NEWEST):
-    return [r for r in RULES if r.holds_for(version)]
+    return list(_holding_at(version))
+
+
+@functools.lru_cache(maxsize=64)
+def _holding_at(version: Version):
+    """Every row that holds at a release, in table order (computed once a release, as _holding)."""
+    return tuple(r for r in RULES if r.holds_for(version))
 
 
 def select(dev: SpecDevice) -> Optional[Rule]:
