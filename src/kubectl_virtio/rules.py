@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import functools
 
-from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
 from kubectl_virtio import versions
+from kubectl_virtio.record import Frozen, Record
 from kubectl_virtio.versions import V0_36_1, V0_37_0, V0_37_2, V0_38_0, Span, Version
 
 ARCHES = ("amd64", "arm64", "s390x")
@@ -101,13 +101,13 @@ CONV = _LAUNCHER + "converter/converter.go"  # v0.36.1+ and v0.37.2+ (the flag's
 COMPUTE = _LAUNCHER + "converter/compute/"
 
 
-@dataclass(frozen=True)
-class Read:
+class Read(Frozen):
     """One place a rule was read: kubevirt/kubevirt at `tag`, `file`, `function`."""
 
-    tag: str
-    file: str
-    function: str
+    __slots__ = _fields = ("tag", "file", "function")
+
+    def __init__(self, tag: str, file: str, function: str):
+        self.tag, self.file, self.function = tag, file, function
 
     def short(self) -> str:
         f = self.file[len(_LAUNCHER):] if self.file.startswith(_LAUNCHER) else self.file
@@ -119,15 +119,15 @@ class Read:
         return {"tag": self.tag, "file": self.file, "function": self.function}
 
 
-@dataclass(frozen=True)
-class Era:
+class Era(Frozen):
     """Releases [since, until) a rule holds for, read at the first and the last release of
     the span (`reads`); `models` when this era's models differ from the rule's."""
 
-    since: Optional[Version]
-    until: Optional[Version]
-    reads: Tuple[Read, ...]
-    models: Optional[Models] = None
+    __slots__ = _fields = ("since", "until", "reads", "models")
+
+    def __init__(self, since: Optional[Version], until: Optional[Version], reads: Tuple[Read, ...],
+                 models: Optional[Models] = None):
+        self.since, self.until, self.reads, self.models = since, until, reads, models
 
     @property
     def span(self) -> Span:
@@ -164,27 +164,34 @@ def _libvirt(what: str) -> Tuple[Era, ...]:
 
 # --- The conditions as code -------------------------------------------------------------
 
-@dataclass
-class SpecDevice:
+class SpecDevice(Record):
     """One device as the VMI spec describes it after the VM controller and the webhooks
-    (predict.py builds these); a rule's `when` decides on it."""
+    (predict.py builds these); a rule's `when` decides on it.
 
-    what: str  # disk | interface | controller.scsi | controller.virtio-serial | controller.usb | memballoon
-    # | rng | input | keyboard | video | vsock | filesystem | watchdog | sound | tpm | panic | hostdev
-    version: Version
-    arch: str
-    dtype: Optional[str] = None  # disk: disk | lun | cdrom
-    bus: Optional[str] = None
-    bus_defaulted: bool = False  # a disk whose bus the webhook chose
-    model: Optional[str] = None  # interface model, video type, sound model, as the spec says
-    downward: bool = False  # a downwardMetrics volume
-    passt: bool = False  # interface binding plugin passt
-    sriov: bool = False
-    efi: bool = False
-    on: bool = True  # the autoattach switch of this device
-    usb: bool = False  # controller.usb: a USB device in the spec needs it
-    persistent: bool = False  # tpm: persistent state
-    slirp: bool = False  # interface slirp: {} (e1000 before v1.1.0)
+    what: disk | interface | controller.scsi | controller.virtio-serial | controller.usb |
+    memballoon | rng | input | keyboard | video | vsock | filesystem | watchdog | sound | tpm |
+    panic | hostdev."""
+
+    __slots__ = _fields = ("what", "version", "arch", "dtype", "bus", "bus_defaulted", "model", "downward",
+                           "passt", "sriov", "efi", "on", "usb", "persistent", "slirp")
+
+    def __init__(self, what: str, version: Version, arch: str,
+                 dtype: Optional[str] = None,  # disk: disk | lun | cdrom
+                 bus: Optional[str] = None,
+                 bus_defaulted: bool = False,  # a disk whose bus the webhook chose
+                 model: Optional[str] = None,  # interface model, video type, sound model, as the spec says
+                 downward: bool = False,  # a downwardMetrics volume
+                 passt: bool = False,  # interface binding plugin passt
+                 sriov: bool = False,
+                 efi: bool = False,
+                 on: bool = True,  # the autoattach switch of this device
+                 usb: bool = False,  # controller.usb: a USB device in the spec needs it
+                 persistent: bool = False,  # tpm: persistent state
+                 slirp: bool = False):  # interface slirp: {} (e1000 before v1.1.0)
+        self.what, self.version, self.arch, self.dtype, self.bus = what, version, arch, dtype, bus
+        self.bus_defaulted, self.model, self.downward, self.passt = bus_defaulted, model, downward, passt
+        self.sriov, self.efi, self.on, self.usb = sriov, efi, on, usb
+        self.persistent, self.slirp = persistent, slirp
 
 
 When = Callable[[SpecDevice], bool]
@@ -199,27 +206,32 @@ def _ctrl(ctype: str) -> Seen:
     return lambda d, v: d.kind == "controller" and d.type == ctype
 
 
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    kind: str  # the contract's device kind (disk, controller, interface, ...)
-    condition: str  # the spec condition, in the user's terms
-    models: Models
-    eras: Tuple[Era, ...]
-    reason: str  # one sentence: why this model
-    when: Optional[When] = None  # the condition on a spec device; None: never predicted
-    seen: Optional[Seen] = None  # the condition on a live domain device; None: never classified
-    unpredicted: str = ""  # when `when` is None: why the prediction leaves this device out
-    qemu: Optional[str] = None  # QEMU device base name on PCI, e.g. virtio-blk-pci
-    virtio: bool = True  # a virtio device at all
-    added_by: str = "kubevirt"  # or "libvirt": not in KubeVirt's converter output
-    note: str = ""  # what libvirt/QEMU/the guest make of it, beyond the generic model text
-    modern_only: bool = False  # QEMU forces virtio 1.0 whatever the model or slot
-    flag_driven: bool = field(init=False)
+class Rule(Frozen):
+    """One row of the table; `flag_driven`, computed: some arch's model depends on the flag."""
 
-    def __post_init__(self):
-        all_models = [self.models] + [e.models for e in self.eras if e.models]
-        object.__setattr__(self, "flag_driven", any(f != t for m in all_models for f, t in m.values()))
+    __slots__ = _fields = ("id", "kind", "condition", "models", "eras", "reason", "when", "seen", "unpredicted",
+                           "qemu", "virtio", "added_by", "note", "modern_only", "flag_driven")
+
+    def __init__(self, id: str,  # e.g. disk.virtio
+                 kind: str,  # the contract's device kind (disk, controller, interface, ...)
+                 condition: str,  # the spec condition, in the user's terms
+                 models: Models,
+                 eras: Tuple[Era, ...],
+                 reason: str,  # one sentence: why this model
+                 when: Optional[When] = None,  # the condition on a spec device; None: never predicted
+                 seen: Optional[Seen] = None,  # the condition on a live domain device; None: never classified
+                 unpredicted: str = "",  # when `when` is None: why the prediction leaves this device out
+                 qemu: Optional[str] = None,  # QEMU device base name on PCI, e.g. virtio-blk-pci
+                 virtio: bool = True,  # a virtio device at all
+                 added_by: str = "kubevirt",  # or "libvirt": not in KubeVirt's converter output
+                 note: str = "",  # what libvirt/QEMU/the guest make of it, beyond the generic model text
+                 modern_only: bool = False):  # QEMU forces virtio 1.0 whatever the model or slot
+        self.id, self.kind, self.condition, self.models, self.eras = id, kind, condition, models, eras
+        self.reason, self.when, self.seen, self.unpredicted = reason, when, seen, unpredicted
+        self.qemu, self.virtio, self.added_by, self.note = qemu, virtio, added_by, note
+        self.modern_only = modern_only
+        all_models = [models] + [e.models for e in eras if e.models]
+        self.flag_driven = any(f != t for m in all_models for f, t in m.values())
 
     @property
     def spans(self) -> Tuple[Span, ...]:

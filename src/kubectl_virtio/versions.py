@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Optional, Tuple
+
+from kubectl_virtio.record import Frozen
 
 Version = Tuple[int, int, int]
 
@@ -27,12 +28,13 @@ def show(v: Version) -> str:
     return "v%d.%d.%d" % v
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(Frozen):
     """Releases [since, until): `until` None means 'and every later release'."""
 
-    since: Optional[Version] = None
-    until: Optional[Version] = None
+    __slots__ = _fields = ("since", "until")
+
+    def __init__(self, since: Optional[Version] = None, until: Optional[Version] = None):
+        self.since, self.until = since, until
 
     def holds(self, v: Version) -> bool:
         return (self.since is None or v >= self.since) and (self.until is None or v < self.until)
