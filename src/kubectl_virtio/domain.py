@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from kubectl_virtio.errors import InputError
+from kubectl_virtio.record import Record
 
 MAX_BYTES = 8 * 1024 * 1024  # a real domain is 5-50 KiB; anything near this is not a dumpxml
 
@@ -31,15 +31,15 @@ USER_ALIAS = "ua-"
 ALIAS_PREFIXES = ("sriov-", "gpu-", "hostdevice-")
 
 
-@dataclass
-class Address:
-    type: str
-    bus: Optional[int] = None
-    slot: Optional[int] = None
-    function: Optional[int] = None
-    domain: Optional[int] = None
-    devno: Optional[str] = None  # ccw
-    controller: Optional[int] = None  # drive / virtio-serial
+class Address(Record):
+    __slots__ = _fields = ("type", "bus", "slot", "function", "domain", "devno", "controller")
+
+    def __init__(self, type: str, bus: Optional[int] = None, slot: Optional[int] = None,
+                 function: Optional[int] = None, domain: Optional[int] = None,
+                 devno: Optional[str] = None,  # ccw
+                 controller: Optional[int] = None):  # drive / virtio-serial
+        self.type, self.bus, self.slot, self.function = type, bus, slot, function
+        self.domain, self.devno, self.controller = domain, devno, controller
 
     def __str__(self) -> str:
         if self.type == "pci" and self.bus is not None:
@@ -49,39 +49,46 @@ class Address:
         return self.type
 
 
-@dataclass
-class Device:
-    kind: str  # libvirt element name: disk, controller, interface, memballoon, ...
-    name: str  # KubeVirt name (from ua-<name>) or libvirt type + index
-    type: Optional[str] = None  # the element's type attribute (controller type, disk type, ...)
-    device: Optional[str] = None  # disk: disk | cdrom | lun
-    bus: Optional[str] = None
-    target: Optional[str] = None
-    model: Optional[str] = None
-    alias: Optional[str] = None
-    address: Optional[Address] = None
-    index: Optional[int] = None  # controllers
-    parent_model: Optional[str] = None  # model of the PCI controller the device is plugged into
-    variant: Optional[str] = None  # transitional | modern-only | ccw | legacy-only | invalid-on-ccw
-    virtio: bool = False
-    added_by_libvirt: bool = False
-    driver: Optional[str] = None  # filesystem driver type, interface driver name
-    line: Optional[int] = None
+class Device(Record):
+    __slots__ = _fields = ("kind", "name", "type", "device", "bus", "target", "model", "alias", "address", "index",
+                           "parent_model", "variant", "virtio", "added_by_libvirt", "driver", "line")
+
+    def __init__(self, kind: str,  # libvirt element name: disk, controller, interface, memballoon, ...
+                 name: str,  # KubeVirt name (from ua-<name>) or libvirt type + index
+                 type: Optional[str] = None,  # the element's type attribute (controller type, disk type, ...)
+                 device: Optional[str] = None,  # disk: disk | cdrom | lun
+                 bus: Optional[str] = None,
+                 target: Optional[str] = None,
+                 model: Optional[str] = None,
+                 alias: Optional[str] = None,
+                 address: Optional[Address] = None,
+                 index: Optional[int] = None,  # controllers
+                 parent_model: Optional[str] = None,  # model of the PCI controller the device is plugged into
+                 variant: Optional[str] = None,  # transitional | modern-only | ccw | legacy-only | invalid-on-ccw
+                 virtio: bool = False,
+                 added_by_libvirt: bool = False,
+                 driver: Optional[str] = None,  # filesystem driver type, interface driver name
+                 line: Optional[int] = None):
+        self.kind, self.name, self.type, self.device, self.bus = kind, name, type, device, bus
+        self.target, self.model, self.alias, self.address, self.index = target, model, alias, address, index
+        self.parent_model, self.variant, self.virtio = parent_model, variant, virtio
+        self.added_by_libvirt, self.driver, self.line = added_by_libvirt, driver, line
 
     @property
     def key(self):
         return self.kind, self.name
 
 
-@dataclass
-class Domain:
-    name: Optional[str] = None
-    uuid: Optional[str] = None
-    virt_type: Optional[str] = None
-    arch: Optional[str] = None  # libvirt's name: x86_64, aarch64, s390x
-    machine: Optional[str] = None  # as written: pc-q35-7.2
-    devices: List[Device] = field(default_factory=list)
-    partial: bool = False
+class Domain(Record):
+    __slots__ = _fields = ("name", "uuid", "virt_type", "arch", "machine", "devices", "partial")
+
+    def __init__(self, name: Optional[str] = None, uuid: Optional[str] = None, virt_type: Optional[str] = None,
+                 arch: Optional[str] = None,  # libvirt's name: x86_64, aarch64, s390x
+                 machine: Optional[str] = None,  # as written: pc-q35-7.2
+                 devices: Optional[List[Device]] = None, partial: bool = False):
+        self.name, self.uuid, self.virt_type, self.arch, self.machine = name, uuid, virt_type, arch, machine
+        self.devices = devices if devices is not None else []
+        self.partial = partial
 
     @property
     def machine_family(self) -> Optional[str]:
