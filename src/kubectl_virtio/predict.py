@@ -17,44 +17,50 @@ converter"):
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from kubectl_virtio import rules as R
 from kubectl_virtio import versions
+from kubectl_virtio.record import Record
 from kubectl_virtio.rules import Rule, SpecDevice
 from kubectl_virtio.spec import VMSpec
 
 LITERAL = R.LITERAL
 
 
-@dataclass
-class Expected:
-    kind: str
-    name: str
-    rule: Rule
-    why: str  # the spec side of the chain, e.g. "disks[containerdisk].disk.bus = virtio"
-    bus: Optional[str] = None
-    target: Optional[str] = None
-    device: Optional[str] = None  # disk | cdrom | lun
-    literal: Optional[str] = None  # the model copied from the spec (e1000, ich9, ...)
-    version: versions.Version = versions.NEWEST
-    spec: Optional[SpecDevice] = field(default=None, repr=False)  # what the rule's `when` claimed
+class Expected(Record):
+    __slots__ = _fields = ("kind", "name", "rule", "why", "bus", "target", "device", "literal", "version", "spec")
+    _no_repr = ("spec",)
+
+    def __init__(self, kind: str, name: str, rule: Rule,
+                 why: str,  # the spec side of the chain, e.g. "disks[containerdisk].disk.bus = virtio"
+                 bus: Optional[str] = None, target: Optional[str] = None,
+                 device: Optional[str] = None,  # disk | cdrom | lun
+                 literal: Optional[str] = None,  # the model copied from the spec (e1000, ich9, ...)
+                 version: versions.Version = versions.NEWEST,
+                 spec: Optional[SpecDevice] = None):  # what the rule's `when` claimed
+        self.kind, self.name, self.rule, self.why = kind, name, rule, why
+        self.bus, self.target, self.device, self.literal = bus, target, device, literal
+        self.version, self.spec = version, spec
 
     def model(self, flag: bool, arch: str) -> Optional[str]:
         m = self.rule.model(flag, arch, self.version)
         return self.literal if m == LITERAL else m
 
 
-@dataclass
-class Prediction:
-    devices: List[Expected]
-    # rule id -> why the prediction has no device of that rule (every rule holding at the
-    # release that no predicted device uses is here)
-    absent: Dict[str, str]
-    manifest: str  # the manifest's kind
-    through_vm_controller: bool  # a VM (or pool): the VM controller builds the VMI
-    notes: List[str] = field(default_factory=list)  # what the controller/webhooks added or skipped
+class Prediction(Record):
+    """`absent`: rule id -> why the prediction has no device of that rule (every rule holding
+    at the release that no predicted device uses is here); `manifest`: the manifest's kind;
+    `through_vm_controller`: a VM (or pool), whose VMI the VM controller builds; `notes`: what
+    the controller/webhooks added or skipped."""
+
+    __slots__ = _fields = ("devices", "absent", "manifest", "through_vm_controller", "notes")
+
+    def __init__(self, devices: List[Expected], absent: Dict[str, str], manifest: str, through_vm_controller: bool,
+                 notes: Optional[List[str]] = None):
+        self.devices, self.absent, self.manifest = devices, absent, manifest
+        self.through_vm_controller = through_vm_controller
+        self.notes = notes if notes is not None else []
 
     @property
     def origin_text(self) -> str:

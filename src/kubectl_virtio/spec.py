@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from kubectl_virtio.errors import InputError
+from kubectl_virtio.record import Record
 
 VM_KINDS = ("VirtualMachine", "VirtualMachineInstance", "VirtualMachinePool", "VirtualMachineInstanceReplicaSet")
 PREFERENCE_KINDS = ("VirtualMachinePreference", "VirtualMachineClusterPreference")
@@ -186,35 +186,39 @@ def _check_expansion(root, source: str) -> None:
 
 # --- The spec that applies ----------------------------------------------------------------
 
-@dataclass
-class Preference:
-    name: str
-    kind: str
-    spec: Dict[str, Any]
-    source: str = "manifest"  # manifest | revision | cluster object
+class Preference(Record):
+    __slots__ = _fields = ("name", "kind", "spec", "source")
+
+    def __init__(self, name: str, kind: str, spec: Dict[str, Any],
+                 source: str = "manifest"):  # manifest | revision | cluster object
+        self.name, self.kind, self.spec, self.source = name, kind, spec, source
 
     @property
     def devices(self) -> Dict[str, Any]:
         return _dict(self.spec.get("devices"))
 
 
-@dataclass
-class VMSpec:
+class VMSpec(Record):
     """A VM or VMI as KubeVirt will build it: the VMI spec plus where the flag comes from."""
 
-    kind: str
-    name: str
-    namespace: Optional[str]
-    vmi_spec: Dict[str, Any]
-    labels: Dict[str, str] = field(default_factory=dict)
-    annotations: Dict[str, str] = field(default_factory=dict)
-    preference_ref: Optional[Dict[str, Any]] = None  # spec.preference of the VM
-    preference: Optional[Preference] = None
-    raw: Dict[str, Any] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)  # what reading the manifests noticed
-    # The VM names a preference that was not given (offline: not among the -f files), so a
-    # flag the template leaves unset is a guess.
-    preference_unread: bool = False
+    __slots__ = _fields = ("kind", "name", "namespace", "vmi_spec", "labels", "annotations", "preference_ref",
+                           "preference", "raw", "warnings", "preference_unread")
+
+    def __init__(self, kind: str, name: str, namespace: Optional[str], vmi_spec: Dict[str, Any],
+                 labels: Optional[Dict[str, str]] = None, annotations: Optional[Dict[str, str]] = None,
+                 preference_ref: Optional[Dict[str, Any]] = None,  # spec.preference of the VM
+                 preference: Optional[Preference] = None, raw: Optional[Dict[str, Any]] = None,
+                 warnings: Optional[List[str]] = None,  # what reading the manifests noticed
+                 # The VM names a preference that was not given (offline: not among the -f
+                 # files), so a flag the template leaves unset is a guess.
+                 preference_unread: bool = False):
+        self.kind, self.name, self.namespace, self.vmi_spec = kind, name, namespace, vmi_spec
+        self.labels = labels if labels is not None else {}
+        self.annotations = annotations if annotations is not None else {}
+        self.preference_ref, self.preference = preference_ref, preference
+        self.raw = raw if raw is not None else {}
+        self.warnings = warnings if warnings is not None else []
+        self.preference_unread = preference_unread
 
     @property
     def preference_name(self) -> Optional[str]:
