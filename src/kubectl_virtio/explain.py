@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from kubectl_virtio import domain as D
 from kubectl_virtio import guests, predict as P, rules as R, versions
+from kubectl_virtio.record import Record
 from kubectl_virtio.rules import NT, T, Rule
 
 STATUSES = ("match", "drift", "unexpected", "predicted", "not-virtio")
@@ -18,34 +18,31 @@ STATUSES = ("match", "drift", "unexpected", "predicted", "not-virtio")
 GUEST_NEEDS = R.GUEST_NEEDS
 
 
-@dataclass
-class Finding:
-    severity: str  # info | warning | error
-    message: str
-    verdict: bool = False  # the one-line verdict (renderers print it on its own line)
+class Finding(Record):
+    __slots__ = _fields = ("severity", "message", "verdict")
+
+    def __init__(self, severity: str,  # info | warning | error
+                 message: str,
+                 verdict: bool = False):  # the one-line verdict (renderers print it on its own line)
+        self.severity, self.message, self.verdict = severity, message, verdict
 
     def to_dict(self):
         return {"severity": self.severity, "message": self.message}
 
 
-@dataclass
-class DeviceExplanation:
-    kind: str
-    name: str
-    target: Optional[str]
-    bus: Optional[str]
-    model: Optional[str]
-    expected: Optional[str]
-    status: str
-    rule: Optional[str]
-    reason: str
-    variant: Optional[str] = None
-    address: Optional[str] = None
-    parent: Optional[str] = None
-    qemu_device: Optional[str] = None
-    added_by_libvirt: bool = False
-    virtio: bool = False
-    in_domain: bool = True  # False: a spec device the running domain lacks
+class DeviceExplanation(Record):
+    __slots__ = _fields = ("kind", "name", "target", "bus", "model", "expected", "status", "rule", "reason",
+                           "variant", "address", "parent", "qemu_device", "added_by_libvirt", "virtio", "in_domain")
+
+    def __init__(self, kind: str, name: str, target: Optional[str], bus: Optional[str], model: Optional[str],
+                 expected: Optional[str], status: str, rule: Optional[str], reason: str,
+                 variant: Optional[str] = None, address: Optional[str] = None, parent: Optional[str] = None,
+                 qemu_device: Optional[str] = None, added_by_libvirt: bool = False, virtio: bool = False,
+                 in_domain: bool = True):  # False: a spec device the running domain lacks
+        self.kind, self.name, self.target, self.bus, self.model = kind, name, target, bus, model
+        self.expected, self.status, self.rule, self.reason = expected, status, rule, reason
+        self.variant, self.address, self.parent, self.qemu_device = variant, address, parent, qemu_device
+        self.added_by_libvirt, self.virtio, self.in_domain = added_by_libvirt, virtio, in_domain
 
     def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "target": self.target, "bus": self.bus, "model": self.model,
@@ -54,26 +51,25 @@ class DeviceExplanation:
                 "qemuDevice": self.qemu_device, "addedByLibvirt": self.added_by_libvirt}
 
 
-@dataclass
-class Explanation:
-    namespace: Optional[str]
-    name: Optional[str]
-    arch: str
-    machine: Optional[str]
-    effective: bool
-    origin: str
-    live: Optional[bool]
-    restart_required: bool
-    devices: List[DeviceExplanation]
-    findings: List[Finding]
-    verdict: str
-    kubevirt_version: str
-    guest: Optional[guests.GuestOS] = None
-    partial: bool = False
-    domain: Optional[D.Domain] = field(default=None, repr=False)
-    # Where kubevirt_version was read (CONTRACT: flag | vmi-launcher-image | launcher-pod-image |
-    # kubevirt-cr | newest-known); the live layer sets it from the resolved VM context.
-    kubevirt_version_source: str = "newest-known"
+class Explanation(Record):
+    __slots__ = _fields = ("namespace", "name", "arch", "machine", "effective", "origin", "live", "restart_required",
+                           "devices", "findings", "verdict", "kubevirt_version", "guest", "partial", "domain",
+                           "kubevirt_version_source")
+    _no_repr = ("domain",)
+
+    def __init__(self, namespace: Optional[str], name: Optional[str], arch: str, machine: Optional[str],
+                 effective: bool, origin: str, live: Optional[bool], restart_required: bool,
+                 devices: List[DeviceExplanation], findings: List[Finding], verdict: str, kubevirt_version: str,
+                 guest: Optional[guests.GuestOS] = None, partial: bool = False, domain: Optional[D.Domain] = None,
+                 # Where kubevirt_version was read (CONTRACT: flag | vmi-launcher-image |
+                 # launcher-pod-image | kubevirt-cr | newest-known); the live layer sets it from
+                 # the resolved VM context.
+                 kubevirt_version_source: str = "newest-known"):
+        self.namespace, self.name, self.arch, self.machine = namespace, name, arch, machine
+        self.effective, self.origin, self.live, self.restart_required = effective, origin, live, restart_required
+        self.devices, self.findings, self.verdict = devices, findings, verdict
+        self.kubevirt_version, self.guest, self.partial, self.domain = kubevirt_version, guest, partial, domain
+        self.kubevirt_version_source = kubevirt_version_source
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -283,19 +279,22 @@ def _placement_machine(dom, vm, arch):
     return DEFAULT_MACHINE.get(arch, "q35"), True
 
 
-@dataclass
-class _Ctx:
-    arch: str
-    effective: bool
-    origin: str
-    preference: Optional[str]
-    run_flag: bool  # the flag the running domain was built with (or effective when unknown)
-    live: Optional[bool]
-    dom: Optional[D.Domain]
-    version: versions.Version = versions.NEWEST
-    machine: Optional[str] = None  # machine family for placement sentences: q35, virt, i440fx, s390-ccw-virtio
-    machine_assumed: bool = False  # no domain and no spec.domain.machine: KubeVirt's default for the arch
-    preference_hint: Optional[str] = None  # offline: how to pass the preference the VM names
+class _Ctx(Record):
+    __slots__ = _fields = ("arch", "effective", "origin", "preference", "run_flag", "live", "dom", "version",
+                           "machine", "machine_assumed", "preference_hint")
+
+    def __init__(self, arch: str, effective: bool, origin: str, preference: Optional[str],
+                 run_flag: bool,  # the flag the running domain was built with (or effective when unknown)
+                 live: Optional[bool], dom: Optional[D.Domain],
+                 version: versions.Version = versions.NEWEST,
+                 # machine family for placement sentences: q35, virt, i440fx, s390-ccw-virtio
+                 machine: Optional[str] = None,
+                 # no domain and no spec.domain.machine: KubeVirt's default for the arch
+                 machine_assumed: bool = False,
+                 preference_hint: Optional[str] = None):  # offline: how to pass the preference the VM names
+        self.arch, self.effective, self.origin, self.preference = arch, effective, origin, preference
+        self.run_flag, self.live, self.dom, self.version = run_flag, live, dom, version
+        self.machine, self.machine_assumed, self.preference_hint = machine, machine_assumed, preference_hint
 
     def flag(self, value: Optional[bool] = None, origin: Optional[str] = None) -> str:
         return flag_text(self.effective if value is None else value, origin or self.origin, self.preference,
