@@ -18,12 +18,12 @@ and KubeVirt CR release fields, with their upstream files).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from kubectl_virtio import spec as S
 from kubectl_virtio import versions as V
 from kubectl_virtio.errors import ClusterError
+from kubectl_virtio.record import Frozen, Record
 
 RUNNING = "Running"  # the only VMI (and launcher pod) phase with a domain to read
 GONE = ("Succeeded", "Failed")
@@ -59,12 +59,13 @@ def dig(obj, *keys) -> Dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(Frozen):
     """Something resolution noticed, for the command to show (explain turns it into a finding)."""
 
-    severity: str  # info | warning
-    message: str
+    __slots__ = _fields = ("severity", "message")
+
+    def __init__(self, severity: str, message: str):  # severity: info | warning
+        self.severity, self.message = severity, message
 
 
 # --- the launcher pod ---------------------------------------------------------------------------
@@ -129,18 +130,22 @@ def compute_image(pod) -> Optional[str]:
 
 # --- the preference -------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class PreferenceSource:
+class PreferenceSource(Frozen):
     """Where the VM's preference (spec.preference) is read from: the ControllerRevision frozen
     for the VM (status.preferenceRef.controllerRevisionRef, or spec.preference.revisionName in
     older KubeVirt), else the (Cluster)Preference it names.  `infer_from`: only
     `inferFromVolume` and nothing resolved yet; `unknown_kind`: a kind KubeVirt does not know."""
 
-    name: Optional[str] = None
-    revision: Optional[str] = None
-    cluster_scoped: bool = True
-    infer_from: Optional[str] = None
-    unknown_kind: Optional[str] = None
+    __slots__ = _fields = ("name", "revision", "cluster_scoped", "infer_from", "unknown_kind")
+
+    def __init__(self, name: Optional[str] = None, revision: Optional[str] = None, cluster_scoped: bool = True,
+                 infer_from: Optional[str] = None, unknown_kind: Optional[str] = None):
+        self.name, self.revision, self.cluster_scoped = name, revision, cluster_scoped
+        self.infer_from, self.unknown_kind = infer_from, unknown_kind
+
+    def without_revision(self) -> "PreferenceSource":
+        """The same source read by its object, not its frozen revision."""
+        return PreferenceSource(self.name, None, self.cluster_scoped, self.infer_from, self.unknown_kind)
 
     @property
     def kind(self) -> str:
@@ -178,14 +183,16 @@ def preference_source(vm) -> Optional[PreferenceSource]:
     return PreferenceSource(name=name, revision=revision, cluster_scoped=k not in NAMESPACED_PREFERENCE)
 
 
-@dataclass
-class PreferenceRead:
+class PreferenceRead(Record):
     """What reading the preference gave: the preference, or why it is unknown."""
 
-    preference: Optional[S.Preference] = None
-    problem: Optional[str] = None   # why it could not be read (None: read, or nothing to read)
-    severity: str = "warning"
-    reason: Optional[str] = None    # the same in a few words ("cannot read X: forbidden ...")
+    __slots__ = _fields = ("preference", "problem", "severity", "reason")
+
+    def __init__(self, preference: Optional[S.Preference] = None,
+                 problem: Optional[str] = None,  # why it could not be read (None: read, or nothing to read)
+                 severity: str = "warning",
+                 reason: Optional[str] = None):  # the same in a few words ("cannot read X: forbidden ...")
+        self.preference, self.problem, self.severity, self.reason = preference, problem, severity, reason
 
 
 def preference_note(src: Optional[PreferenceSource], read: Optional[PreferenceRead]) -> Optional[Note]:
@@ -230,20 +237,24 @@ def fetch_preference(cluster, ns: str, src: PreferenceSource, by_object: bool = 
     (`by_object`: the object even when a revision exists, as the fleet view does)."""
     if src.revision and not by_object:
         return read_preference(src, lambda: ("revision", cluster.get_controller_revision(ns, src.revision)))
-    shown = src if not by_object else replace(src, revision=None)
+    shown = src if not by_object else src.without_revision()
     return read_preference(shown, lambda: ("object", cluster.get_preference(ns, src.name, src.cluster_scoped)))
 
 
 # --- the release --------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Release:
+class Release(Frozen):
     """The KubeVirt release whose rules apply, and where it was read."""
 
-    version: V.Version
-    source: str
-    detail: str = ""     # the image or CR it was read from
-    notes: Tuple[Note, ...] = ()
+    __slots__ = _fields = ("version", "source", "detail", "notes")
+
+    def __init__(self, version: V.Version, source: str,
+                 detail: str = "",  # the image or CR it was read from
+                 notes: Tuple[Note, ...] = ()):
+        self.version, self.source, self.detail, self.notes = version, source, detail, notes
+
+    def with_note(self, note: Note) -> "Release":
+        return Release(self.version, self.source, self.detail, self.notes + (note,))
 
     @property
     def text(self) -> str:
@@ -295,7 +306,7 @@ def _with_newer_note(r: Release) -> Release:
     saying which release's rules apply."""
     _, warning = V.rules_release(r.version, SOURCE_TEXT.get(r.source, r.source))
     if warning:
-        return replace(r, notes=r.notes + (Note("warning", warning),))
+        return r.with_note(Note("warning", warning))
     return r
 
 
@@ -311,35 +322,47 @@ def read_kubevirt_cr(cluster) -> Tuple[Optional[str], Optional[str]]:
 
 # --- the context ------------------------------------------------------------------------------
 
-@dataclass
-class VMContext:
+class VMContext(Record):
     """A VM (or a VMI without one) as a live command needs it.  Built by `build()`."""
 
-    namespace: str
-    name: str
-    vm: Optional[Dict[str, Any]]
-    vmi: Optional[Dict[str, Any]]
-    spec: S.VMSpec                        # what applies at the next start, preference attached
-    running_spec: Optional[S.VMSpec]      # the running VMI's spec (None: nothing runs)
-    release: Release
-    pods: List[Dict[str, Any]] = field(default_factory=list)
-    pod: Optional[Dict[str, Any]] = None  # the launcher pod the domain is read from
-    preference_source: Optional[PreferenceSource] = None
-    preference: Optional[S.Preference] = None   # as read (None: none, or unread)
-    preference_problem: Optional[str] = None    # why the preference is unknown
-    preference_reason: Optional[str] = None     # the same in a few words
-    effective: bool = False               # the flag at the next start (a best guess when origin is unknown)
-    origin: str = "default"               # vm | vmi | preference | default | unknown
-    live: Optional[bool] = None           # the flag the running domain was built with
-    restart_pending: bool = False
-    restart_reason: Optional[str] = None
-    restart_condition: Optional[str] = None  # the VM's RestartRequired message, when KubeVirt set it
-    arch: str = "amd64"
-    machine_now: Optional[str] = None     # machine family of the running VMI
-    machine_next: str = "q35"             # machine family at the next start
-    machine_note: str = ""                # how machine_next was found, when not from the template
-    guest_hints: Dict[str, Any] = field(default_factory=dict)
-    notes: List[Note] = field(default_factory=list)
+    __slots__ = _fields = ("namespace", "name", "vm", "vmi", "spec", "running_spec", "release", "pods", "pod",
+                           "preference_source", "preference", "preference_problem", "preference_reason",
+                           "effective", "origin", "live", "restart_pending", "restart_reason", "restart_condition",
+                           "arch", "machine_now", "machine_next", "machine_note", "guest_hints", "notes")
+
+    def __init__(self, namespace: str, name: str, vm: Optional[Dict[str, Any]], vmi: Optional[Dict[str, Any]],
+                 spec: S.VMSpec,                        # what applies at the next start, preference attached
+                 running_spec: Optional[S.VMSpec],      # the running VMI's spec (None: nothing runs)
+                 release: Release,
+                 pods: Optional[List[Dict[str, Any]]] = None,
+                 pod: Optional[Dict[str, Any]] = None,  # the launcher pod the domain is read from
+                 preference_source: Optional[PreferenceSource] = None,
+                 preference: Optional[S.Preference] = None,   # as read (None: none, or unread)
+                 preference_problem: Optional[str] = None,    # why the preference is unknown
+                 preference_reason: Optional[str] = None,     # the same in a few words
+                 effective: bool = False,  # the flag at the next start (a best guess when origin is unknown)
+                 origin: str = "default",               # vm | vmi | preference | default | unknown
+                 live: Optional[bool] = None,           # the flag the running domain was built with
+                 restart_pending: bool = False,
+                 restart_reason: Optional[str] = None,
+                 restart_condition: Optional[str] = None,  # the VM's RestartRequired message, when KubeVirt set it
+                 arch: str = "amd64",
+                 machine_now: Optional[str] = None,     # machine family of the running VMI
+                 machine_next: str = "q35",             # machine family at the next start
+                 machine_note: str = "",                # how machine_next was found, when not from the template
+                 guest_hints: Optional[Dict[str, Any]] = None,
+                 notes: Optional[List[Note]] = None):
+        self.namespace, self.name, self.vm, self.vmi = namespace, name, vm, vmi
+        self.spec, self.running_spec, self.release = spec, running_spec, release
+        self.pods = pods if pods is not None else []
+        self.pod, self.preference_source, self.preference = pod, preference_source, preference
+        self.preference_problem, self.preference_reason = preference_problem, preference_reason
+        self.effective, self.origin, self.live = effective, origin, live
+        self.restart_pending, self.restart_reason = restart_pending, restart_reason
+        self.restart_condition, self.arch = restart_condition, arch
+        self.machine_now, self.machine_next, self.machine_note = machine_now, machine_next, machine_note
+        self.guest_hints = guest_hints if guest_hints is not None else {}
+        self.notes = notes if notes is not None else []
 
     @property
     def phase(self) -> Optional[str]:
