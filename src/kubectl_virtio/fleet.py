@@ -7,8 +7,9 @@ The risks, their order and the hotplug-port rule are described in docs/fleet.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from kubectl_virtio.record import Record
 
 # id -> (severity, rank); `--fail-on X` fails on every risk whose rank is >= X's.
 RISKS: Dict[str, Tuple[str, int]] = {
@@ -33,38 +34,52 @@ V2_TOTAL, V2_MIN_FREE = 8, 3         # hotplugDefaultTotalPorts, hotplugMinRequi
 V2_TOTAL_BIG, V2_MIN_FREE_BIG = 16, 6  # above hotplugLargeMemoryThreshold (2 GiB)
 
 
-@dataclass
-class FleetInput:
+class FleetInput(Record):
     """What a fleet row needs to know about one VM (or standalone VMI)."""
-    namespace: str
-    name: str
-    kind: str = "VirtualMachine"            # or VirtualMachineInstance (standalone)
-    running: bool = False
-    effective: Optional[bool] = None        # useVirtioTransitional at the next start
-    origin: str = "unknown"                 # vm | vmi | preference | default | unknown
-    live: Optional[bool] = None             # what the running domain was built with
-    restart_required: bool = False
-    restart_reason: Optional[str] = None
-    kubevirt_version: Optional[str] = None
-    release_guessed: bool = False           # kubevirt_version is only the newest the rules know
-    guest: Optional[Dict[str, Any]] = None  # {"id", "source", "virtio1", "evidence"}
-    arch: str = "amd64"
-    machine: Optional[str] = None           # machine type as written (q35, pc-q35-rhel9.6.0, ...)
-    annotations: Dict[str, str] = field(default_factory=dict)
-    topology_version: Optional[str] = None  # kubevirt.io/pci-topology-version of the VMI/template
-    interfaces: int = 0
-    root_complex: bool = False              # kubevirt.io/placePCIDevicesOnRootComplex: "true"
-    free_root_ports: Optional[int] = None   # counted in the live domain XML
-    live_checked: bool = False              # the live domain was read (--live, must-gather dumpxml)
-    unexpected: List[str] = field(default_factory=list)  # devices no rule explains (live)
-    error: Optional[str] = None
+
+    __slots__ = _fields = ("namespace", "name", "kind", "running", "effective", "origin", "live", "restart_required",
+                           "restart_reason", "kubevirt_version", "release_guessed", "guest", "arch", "machine",
+                           "annotations", "topology_version", "interfaces", "root_complex", "free_root_ports",
+                           "live_checked", "unexpected", "error")
+
+    def __init__(self, namespace: str, name: str,
+                 kind: str = "VirtualMachine",            # or VirtualMachineInstance (standalone)
+                 running: bool = False,
+                 effective: Optional[bool] = None,        # useVirtioTransitional at the next start
+                 origin: str = "unknown",                 # vm | vmi | preference | default | unknown
+                 live: Optional[bool] = None,             # what the running domain was built with
+                 restart_required: bool = False,
+                 restart_reason: Optional[str] = None,
+                 kubevirt_version: Optional[str] = None,
+                 release_guessed: bool = False,           # kubevirt_version is only the newest the rules know
+                 guest: Optional[Dict[str, Any]] = None,  # {"id", "source", "virtio1", "evidence"}
+                 arch: str = "amd64",
+                 machine: Optional[str] = None,           # machine type as written (q35, pc-q35-rhel9.6.0, ...)
+                 annotations: Optional[Dict[str, str]] = None,
+                 topology_version: Optional[str] = None,  # kubevirt.io/pci-topology-version of the VMI/template
+                 interfaces: int = 0,
+                 root_complex: bool = False,              # kubevirt.io/placePCIDevicesOnRootComplex: "true"
+                 free_root_ports: Optional[int] = None,   # counted in the live domain XML
+                 live_checked: bool = False,              # the live domain was read (--live, must-gather dumpxml)
+                 unexpected: Optional[List[str]] = None,  # devices no rule explains (live)
+                 error: Optional[str] = None):
+        self.namespace, self.name, self.kind, self.running = namespace, name, kind, running
+        self.effective, self.origin, self.live = effective, origin, live
+        self.restart_required, self.restart_reason = restart_required, restart_reason
+        self.kubevirt_version, self.release_guessed, self.guest = kubevirt_version, release_guessed, guest
+        self.arch, self.machine = arch, machine
+        self.annotations = annotations if annotations is not None else {}
+        self.topology_version, self.interfaces, self.root_complex = topology_version, interfaces, root_complex
+        self.free_root_ports, self.live_checked = free_root_ports, live_checked
+        self.unexpected = unexpected if unexpected is not None else []
+        self.error = error
 
 
-@dataclass
-class Risk:
-    id: str
-    message: str
-    accepted: bool = False
+class Risk(Record):
+    __slots__ = _fields = ("id", "message", "accepted")
+
+    def __init__(self, id: str, message: str, accepted: bool = False):
+        self.id, self.message, self.accepted = id, message, accepted
 
     @property
     def severity(self) -> str:
@@ -81,13 +96,14 @@ class Risk:
         return d
 
 
-@dataclass
-class Row:
-    input: FleetInput
-    risks: List[Risk]
-    hotplug_free: Optional[int]
-    hotplug_source: Optional[str]  # live | predicted | None
-    ignored: bool = False
+class Row(Record):
+    __slots__ = _fields = ("input", "risks", "hotplug_free", "hotplug_source", "ignored")
+
+    def __init__(self, input: FleetInput, risks: List[Risk], hotplug_free: Optional[int],
+                 hotplug_source: Optional[str],  # live | predicted | None
+                 ignored: bool = False):
+        self.input, self.risks, self.hotplug_free, self.hotplug_source = input, risks, hotplug_free, hotplug_source
+        self.ignored = ignored
 
     @property
     def open_risks(self) -> List[Risk]:

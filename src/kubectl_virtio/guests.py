@@ -20,8 +20,9 @@ import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from kubectl_virtio.record import Record
 
 # --- Kernel rule -----------------------------------------------------------------------
 # Linux 4.0 added the modern (virtio 1.0) virtio-pci driver: drivers/virtio/virtio_pci_modern.c,
@@ -424,18 +425,22 @@ def identify(vm: Optional[Dict[str, Any]] = None, vmi: Optional[Dict[str, Any]] 
     return best
 
 
-@dataclass
-class GuestOS:
-    id: Optional[str]  # osinfo short-id (normalised), None when only the kernel is known
-    source: str  # where it was read: --guest-os, guest agent, label ..., preference ...
-    virtio1: Optional[bool]  # None: cannot tell (Windows: depends on the virtio-win drivers)
-    evidence: str
-    basis: str = "unknown"  # osinfo-db | kernel | curated | family | unknown
-    name: Optional[str] = None
-    kernel_release: Optional[str] = None
-    windows: bool = False
-    others: List[Dict[str, Any]] = field(default_factory=list)
-    drivers: Optional[List[Dict[str, Any]]] = None  # --guest-agent: QGA guest-get-devices
+class GuestOS(Record):
+    __slots__ = _fields = ("id", "source", "virtio1", "evidence", "basis", "name", "kernel_release", "windows",
+                           "others", "drivers")
+
+    def __init__(self, id: Optional[str],  # osinfo short-id (normalised), None when only the kernel is known
+                 source: str,  # where it was read: --guest-os, guest agent, label ..., preference ...
+                 virtio1: Optional[bool],  # None: cannot tell (Windows: depends on the virtio-win drivers)
+                 evidence: str,
+                 basis: str = "unknown",  # osinfo-db | kernel | curated | family | unknown
+                 name: Optional[str] = None, kernel_release: Optional[str] = None, windows: bool = False,
+                 others: Optional[List[Dict[str, Any]]] = None,
+                 drivers: Optional[List[Dict[str, Any]]] = None):  # --guest-agent: QGA guest-get-devices
+        self.id, self.source, self.virtio1, self.evidence, self.basis = id, source, virtio1, evidence, basis
+        self.name, self.kernel_release, self.windows = name, kernel_release, windows
+        self.others = others if others is not None else []
+        self.drivers = drivers
 
     @property
     def note(self) -> str:  # the older name of evidence
