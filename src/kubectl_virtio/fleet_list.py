@@ -12,12 +12,12 @@ import sys
 import threading
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from kubectl_virtio import fleet as F
 from kubectl_virtio.cmdline import ClusterFlags, Streams
 from kubectl_virtio.errors import UsageError, VirtioError
+from kubectl_virtio.record import Record
 
 DEFAULT_PARALLEL = 8
 MAX_PARALLEL = 64
@@ -25,27 +25,28 @@ PAGE = 500  # items a LIST page, as kubectl's --chunk-size default
 LAUNCHER_SELECTOR = "kubevirt.io=virt-launcher"
 
 
-@dataclass
-class ListOptions:
+class ListOptions(Record):
     """`list`: Complete (flags) -> Validate (no I/O) -> Run (cluster and streams injected)."""
-    all_namespaces: bool = False
-    selector: Optional[str] = None
-    live: bool = False
-    parallel: int = DEFAULT_PARALLEL
-    check: bool = False
-    fail_on: str = "no-virtio1-driver"
-    fail_rank: int = F.RISKS["no-virtio1-driver"][1]
-    risk: List[str] = field(default_factory=list)
-    risks: List[str] = field(default_factory=list)
-    ignore: List[str] = field(default_factory=list)
-    sort: Optional[str] = None
-    output: str = "table"
-    no_headers: bool = False
-    from_dir: Optional[str] = None
-    guest_os: Optional[str] = None
-    kubevirt_version: Optional[str] = None
-    version: Any = None
-    flags: ClusterFlags = field(default_factory=ClusterFlags)
+
+    __slots__ = _fields = ("all_namespaces", "selector", "live", "parallel", "check", "fail_on", "fail_rank", "risk",
+                           "risks", "ignore", "sort", "output", "no_headers", "from_dir", "guest_os",
+                           "kubevirt_version", "version", "flags")
+
+    def __init__(self, all_namespaces: bool = False, selector: Optional[str] = None, live: bool = False,
+                 parallel: int = DEFAULT_PARALLEL, check: bool = False, fail_on: str = "no-virtio1-driver",
+                 fail_rank: int = F.RISKS["no-virtio1-driver"][1], risk: Optional[List[str]] = None,
+                 risks: Optional[List[str]] = None, ignore: Optional[List[str]] = None, sort: Optional[str] = None,
+                 output: str = "table", no_headers: bool = False, from_dir: Optional[str] = None,
+                 guest_os: Optional[str] = None, kubevirt_version: Optional[str] = None, version: Any = None,
+                 flags: Optional[ClusterFlags] = None):
+        self.all_namespaces, self.selector, self.live, self.parallel = all_namespaces, selector, live, parallel
+        self.check, self.fail_on, self.fail_rank = check, fail_on, fail_rank
+        self.risk = risk if risk is not None else []
+        self.risks = risks if risks is not None else []
+        self.ignore = ignore if ignore is not None else []
+        self.sort, self.output, self.no_headers, self.from_dir = sort, output, no_headers, from_dir
+        self.guest_os, self.kubevirt_version, self.version = guest_os, kubevirt_version, version
+        self.flags = flags if flags is not None else ClusterFlags()
 
     @classmethod
     def complete(cls, args) -> "ListOptions":

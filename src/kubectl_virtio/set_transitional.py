@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from kubectl_virtio import context as C
@@ -20,6 +19,7 @@ from kubectl_virtio import rules as R
 from kubectl_virtio import spec as S
 from kubectl_virtio.cmdline import ClusterFlags, Options, Streams
 from kubectl_virtio.errors import ClusterError, UsageError
+from kubectl_virtio.record import Record
 
 FIELD = "spec.template.spec.domain.devices.useVirtioTransitional"
 DEVICES_PATH = ("spec", "template", "spec", "domain", "devices")
@@ -303,25 +303,27 @@ def _apply_locally(vm, desired):
 
 # --- what changes: the plan and its report --------------------------------------------------
 
-@dataclass
-class Plan:
-    ns: str
-    name: str
-    context_ns: str
-    current: Optional[bool]          # the template's field now (None: unset)
-    desired: Optional[bool]          # what the patch asks for
-    before: Tuple[Optional[bool], str]  # (effective value at next start, origin) without the patch
-    after: Tuple[Optional[bool], str]   # ... with it; value None = unknown (preference unreadable)
-    running: bool
-    live: Optional[bool]             # the running VMI's value (its spec is final)
-    restart_required: Optional[str]  # the VM's RestartRequired condition message, if set
-    run_strategy: str
-    arch: str
-    machine_now: Optional[str]
-    machine_next: str
-    machine_note: str
-    rows: List[List[str]] = field(default_factory=list)
-    warnings: List[str] = field(default_factory=list)
+class Plan(Record):
+    __slots__ = _fields = ("ns", "name", "context_ns", "current", "desired", "before", "after", "running", "live",
+                           "restart_required", "run_strategy", "arch", "machine_now", "machine_next", "machine_note",
+                           "rows", "warnings")
+
+    def __init__(self, ns: str, name: str, context_ns: str,
+                 current: Optional[bool],          # the template's field now (None: unset)
+                 desired: Optional[bool],          # what the patch asks for
+                 before: Tuple[Optional[bool], str],  # (effective value at next start, origin) without the patch
+                 after: Tuple[Optional[bool], str],   # ... with it; value None = unknown (preference unreadable)
+                 running: bool,
+                 live: Optional[bool],             # the running VMI's value (its spec is final)
+                 restart_required: Optional[str],  # the VM's RestartRequired condition message, if set
+                 run_strategy: str, arch: str, machine_now: Optional[str], machine_next: str, machine_note: str,
+                 rows: Optional[List[List[str]]] = None, warnings: Optional[List[str]] = None):
+        self.ns, self.name, self.context_ns, self.current, self.desired = ns, name, context_ns, current, desired
+        self.before, self.after, self.running, self.live = before, after, running, live
+        self.restart_required, self.run_strategy, self.arch = restart_required, run_strategy, arch
+        self.machine_now, self.machine_next, self.machine_note = machine_now, machine_next, machine_note
+        self.rows = rows if rows is not None else []
+        self.warnings = warnings if warnings is not None else []
 
     @property
     def changed(self) -> bool:
