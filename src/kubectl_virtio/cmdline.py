@@ -25,6 +25,31 @@ def program_name(argv0: Optional[str] = None) -> str:
     return "kubectl virtio" if base.startswith("kubectl-") or base.startswith("kubectl_") else "kubectl-virtio"
 
 
+def terminal_columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() gives it (CPython Lib/shutil.py):
+    $COLUMNS when a positive number, else the width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's raw-description formatter at the same width, without its `import shutil`
+    (which brings bz2, lzma, fnmatch): argparse builds a formatter for every add_argument, so
+    each start paid that import just to read the terminal's width."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None, **kwargs):
+        width = terminal_columns() - 2 if width is None else width  # argparse keeps 2 columns free
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
+
 class Parser(argparse.ArgumentParser):
     """kubectl-style usage errors: `error: ...` plus where to look, exit 2.  Descriptions are
     wrapped here, when help is printed (the raw formatter keeps the examples' layout but would
@@ -137,7 +162,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
     root = Parser(prog=prog, description="Explain, check and fix the virtio models of KubeVirt VMs: why libvirt "
                                          "shows virtio-non-transitional or virtio-transitional, and what "
                                          "spec.domain.devices.useVirtioTransitional changes.",
-                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                  formatter_class=HelpFormatter,
                   epilog="Examples:\n"
                          "  %(prog)s explain testvm -n default        # live: spec, pod, virsh dumpxml\n"
                          "  %(prog)s explain -f vm.yaml --dumpxml dump.xml   # offline\n"
@@ -149,7 +174,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
     ex = sub.add_parser("explain", help="explain every device's virtio model, live or from files",
                         description="For every device of the VM's libvirt domain: its model, the model KubeVirt's "
                                     "rules give for the spec, whether they agree, and why.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n"
                                "  {p} explain testvm                     # live from the cluster\n"
                                "  {p} explain vmi/testvm -n prod -o json\n"
@@ -179,7 +204,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
     tb = sub.add_parser("table", help="print KubeVirt's translate table (no cluster needed)",
                         description="KubeVirt's translate table: device and spec condition -> model when "
                                     "useVirtioTransitional is unset/false and when it is true.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} table\n  {p} table --arch s390x -o wide\n"
                                "  {p} table --kubevirt-version v0.37.2 -o json".format(p=prog))
     if want("table"):
@@ -192,7 +217,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
     dx = sub.add_parser("dumpxml", help="print the live domain XML of a VM",
                         description="Print the running VM's libvirt domain XML, as `virsh dumpxml` gives it in the "
                                     "virt-launcher pod's compute container.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} dumpxml testvm > testvm.xml\n"
                                "  {p} dumpxml testvm | {p} explain --dumpxml -".format(p=prog))
     if want("dumpxml"):
@@ -204,7 +229,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
                         description="Set spec.template.spec.domain.devices.useVirtioTransitional on VirtualMachines "
                                     "(true by default, --off for false, --unset to remove it). Only that field "
                                     "changes; a concurrent edit is never overwritten.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} set-transitional centos6 --dry-run=client\n"
                                "  {p} set-transitional centos6 --restart\n"
                                "  {p} set-transitional -l os=rhel6 -A\n"
@@ -237,7 +262,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
                                     "ready. --check exits 3 when a VM has a risk at or above --fail-on, 1 on "
                                     "errors, 0 otherwise; accept a known risk with --ignore NS/NAME or the VM "
                                     "annotation virtio.kubectl.io/accept-risks: \"ID,ID\".",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy -o wide\n"
                                "  {p} list -A --risk no-virtio1-driver --sort risk\n"
                                "  {p} list -A --live --parallel 16\n"
@@ -271,7 +296,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
                         description="The guest OS table: per osinfo short-id, whether the OS drives virtio 1.0 "
                                     "(virtio-non-transitional) devices, and the evidence: osinfo-db (the version it "
                                     "came from), the distribution's kernel, or the virtio-win drivers.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} guests centos6.10 rhel7.9 win10\n  {p} guests -o wide\n"
                                "  {p} guests -o json | jq '.items[] | select(.virtio1 == false) | .id'".format(p=prog))
     if want("guests"):
@@ -283,7 +308,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
     cp = sub.add_parser("completion", help="how to enable shell completion through kubectl",
                         description="kubectl (1.26+) completes plugin arguments through an executable named "
                                     "kubectl_complete-virtio on PATH. This prints how to install it.",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} completion        # is it installed, and if not, how\n"
                                "  kubectl virtio <TAB>           # then: subcommands, flags, VM names".format(p=prog))
     if want("completion"):
