@@ -13,9 +13,7 @@ from kubectl_virtio import cmdline
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTVM = os.path.join(REPO, "examples", "testvm.yaml")
 
-# cluster.py is left out only while it still has a dataclass (ExecResult); once it has none,
-# drop it from SKIP.  __main__ runs the command line when imported.
-SKIP = {"cluster", "__main__"}
+SKIP = {"__main__"}  # it runs the command line when imported
 
 
 def _loaded_after(code: str, watch) -> list:
