@@ -267,6 +267,33 @@ def test_deferred_pydantic_names_behave_like_the_real_ones():
     assert r.returncode == 0, r.stderr
 
 
+def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_asked():
+    """cluster.py defers kubernetes.dynamic/watch/informer/leaderelection, certifi,
+    multiprocessing and typing_extensions while the client is imported: none is loaded after
+    a start, the client's own uses of them answer as the real modules do, and importing them
+    later gives the real modules."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from kubectl_virtio import cluster; cluster._import_client()\n"
+            "deferred = ['kubernetes.dynamic', 'kubernetes.watch', 'kubernetes.informer',\n"
+            "            'kubernetes.leaderelection', 'certifi', 'multiprocessing', 'typing_extensions']\n"
+            "loaded = [m for m in deferred if m in sys.modules]\n"
+            "assert not loaded, loaded\n"
+            "from kubernetes import client\n"
+            "assert client.Configuration().connection_pool_maxsize == os.cpu_count() * 5\n"
+            "from kubernetes.client.exceptions import ApiException\n"
+            "assert ApiException(status=404).status == 404\n"
+            "from kubernetes.dynamic import DynamicClient\n"
+            "from kubernetes.watch import Watch\n"
+            "import certifi, multiprocessing, typing_extensions\n"
+            "assert os.path.exists(certifi.where()) and multiprocessing.cpu_count() == os.cpu_count()\n"
+            "assert typing_extensions.TypedDict and callable(Watch().stream)\n"
+            "assert type(sys.modules['kubernetes.dynamic']).__name__ == 'module'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
 def test_with_vm_reuses_what_was_read_and_to_dict():
     stack = objects.running_vm("testvm", vm_kwargs={"preference": "linux"})
     ctx = C.build(stack.vm, stack.vmi, release=NEWEST, pref=pref_read(True), pods=[stack.pod])

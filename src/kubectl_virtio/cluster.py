@@ -74,6 +74,23 @@ _DEFERRED = {
     "importlib.metadata": ("version",),
     "pydoc": (),
     "multiprocessing.pool": ("ThreadPool",),
+    # kubernetes/__init__ imports every subpackage; these four serve none of our calls (the
+    # client, config and stream modules do not import them; utils.create_from_yaml imports
+    # dynamic inside a function).
+    "kubernetes.dynamic": (),
+    "kubernetes.watch": (),
+    "kubernetes.informer": (),
+    "kubernetes.leaderelection": (),
+    # stream/ws_client.py imports certifi (with importlib.resources) for create_websocket,
+    # which we do not call; _exec_sslopt imports it when a kubeconfig has no CA.
+    "certifi": ("where",),
+    # Configuration() reads multiprocessing.cpu_count() for its pool size, the package's only
+    # use on our path: the stand-in answers as multiprocessing does (_cpu_count).
+    "multiprocessing": (),
+    # configuration.py and exceptions.py take NotRequired and Self from typing_extensions for
+    # their annotations; typing has both since Python 3.11 (PEP 655, PEP 673).  On an older
+    # Python the real module is imported (_stand_in_classes).
+    "typing_extensions": (),
 }
 # kubernetes.client.api_client imports pydantic (with pydantic_core, about a third of the
 # client's import) for two names the raw-JSON path never meets: `SecretStr`, tested with
@@ -101,11 +118,23 @@ class _ApiResponse:
         return _real_module("kubernetes.client.api_response").ApiResponse(*args, **kwargs)
 
 
-def _stand_in_classes() -> Dict[str, Dict[str, Any]]:
-    from typing import TypeVar
+def _cpu_count() -> int:
+    """multiprocessing.cpu_count(), as Lib/multiprocessing/context.py answers it."""
+    n = os.cpu_count()
+    if n is None:
+        raise NotImplementedError("cannot determine number of cpus")
+    return n
 
-    return {"pydantic": {"SecretStr": _SecretStr},
-            "kubernetes.client.api_response": {"ApiResponse": _ApiResponse, "T": TypeVar("T")}}
+
+def _stand_in_classes() -> Dict[str, Dict[str, Any]]:
+    import typing
+
+    names = {"pydantic": {"SecretStr": _SecretStr},
+             "kubernetes.client.api_response": {"ApiResponse": _ApiResponse, "T": typing.TypeVar("T")},
+             "multiprocessing": {"cpu_count": _cpu_count}}
+    if hasattr(typing, "NotRequired") and hasattr(typing, "Self"):
+        names["typing_extensions"] = {"NotRequired": typing.NotRequired, "Self": typing.Self}
+    return names
 
 
 class _Deferred(type(sys)):
@@ -151,6 +180,8 @@ def _import_client():
     for name, attrs in ({} if gcp else _DEFERRED).items():
         if name in sys.modules or importlib.util.find_spec(name.partition(".")[0]) is None:
             continue  # already loaded, or missing: then the client fails exactly as it would
+        if name == "typing_extensions" and name not in classes:
+            continue  # a Python before 3.11: the real module
         stand_in = _Deferred(name)
         stand_in.__spec__ = importlib.machinery.ModuleSpec(name, None)
         for attr in attrs:
@@ -1087,22 +1118,26 @@ class _SocketCut:
 class _ReadAhead:
     """The exec's TLS socket as websocket-client sees it, with reads buffered: it reads the
     upgrade response one byte a call (websocket/_socket.py `recv_line`), about 250 reads and
-    as many GIL hand-offs an exec.  Everything else goes to the socket itself."""
+    as many GIL hand-offs an exec.  Everything else goes to the socket itself (gettimeout,
+    asked before every read, is bound here: __getattr__ costs as much as the read)."""
+
+    __slots__ = ("_sock", "_buf", "_pos", "gettimeout")
 
     def __init__(self, sock):
         self._sock = sock
         self._buf = b""
         self._pos = 0
+        self.gettimeout = sock.gettimeout
 
     def recv(self, n: int) -> bytes:
-        if self._pos >= len(self._buf):
+        pos = self._pos
+        if pos >= len(self._buf):
             data = self._sock.recv(max(n, 16384))
             if len(data) <= n:
                 return data
-            self._buf, self._pos = data, 0
-        piece = self._buf[self._pos:self._pos + n]
-        self._pos += len(piece)
-        return piece
+            self._buf, pos = data, 0
+        self._pos = pos + n
+        return self._buf[pos:pos + n]
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
