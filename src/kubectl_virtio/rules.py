@@ -623,9 +623,13 @@ def _holding_at(version: Version):
 
 
 def select(dev: SpecDevice) -> Optional[Rule]:
-    """The one rule that holds at the device's release and whose condition claims it."""
-    hits = claims(dev)  # more than one is a defect of the table: tests/test_rules_property.py
-    return hits[0] if hits else None
+    """The one rule that holds at the device's release and whose condition claims it (the
+    first: more than one is a defect of the table, which tests/test_rules_property.py checks
+    with claims(), so the rest need not be asked)."""
+    for r in _holding(dev.version, False):
+        if r.when(dev):
+            return r
+    return None
 
 
 @functools.lru_cache(maxsize=64)
