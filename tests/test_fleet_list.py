@@ -250,3 +250,37 @@ def test_a_malformed_vm_is_reported_in_its_row_and_the_rest_go_on(run_plugin, cl
     # --check cannot vouch for the VM it could not read
     r = run_plugin("list", "--check", env=cluster.env())
     assert r.returncode == 1 and "with errors" in r.stderr and "good" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_live_models_are_judged_by_the_rules_of_the_cluster_release_as_explain_does(run_plugin, cluster):
+    """KubeVirt before v0.38.0 gave the interface and the balloon plain `virtio`: on a v0.37.0
+    cluster those models are expected, on v1.9.0 they are not.  `list --live` and `explain`
+    judge the running domain with the same rules (the VMI's launcher release), device by
+    device."""
+    stack = cluster.add_running_vm("old", "legacy", vmi_kwargs={"image": "quay.io/kubevirt/virt-launcher:v0.37.0"})
+    xml = open(os.path.join(os.path.dirname(__file__), "..", "examples", "testvm.dumpxml.xml")).read()
+    xml = xml.replace("default_testvm", "legacy_old").replace(
+        "<model type='virtio-non-transitional'/>", "<model type='virtio'/>").replace(
+        "<memballoon model='virtio-non-transitional'", "<memballoon model='virtio'")
+    assert xml.count("model type='virtio'") == 1 and xml.count("memballoon model='virtio'") == 1
+    cluster.set_domain("legacy", stack.pod["metadata"]["name"], "legacy_old", xml)
+
+    def both(*flags):
+        """The devices explain calls unexpected, and those list's unexpected-model names."""
+        r = run_plugin("explain", "old", "-n", "legacy", "-o", "json", *flags, env=cluster.env())
+        assert r.returncode == 0, r.stderr
+        explained = sorted("%s %s" % (d["kind"], d["name"]) for d in json.loads(r.stdout)["devices"]
+                           if d["status"] == "unexpected")
+        _, items = _json(run_plugin("list", "-n", "legacy", "--live", "-o", "json", *flags, env=cluster.env()))
+        row = items["legacy/old"]
+        reason = next((r["message"] for r in row["risks"] if r["id"] == "unexpected-model"), "")
+        listed = sorted(d.split(":")[0] for d in reason.partition("do not give: ")[2].split(", ") if d)
+        return explained, listed, row
+
+    explained, listed, row = both()
+    assert row["kubevirtVersion"] == "v0.37.0"
+    assert "interface default" not in explained and "memballoon memballoon0" not in explained
+    assert listed == explained
+    explained, listed, row = both("--kubevirt-version", "v1.9.0")
+    assert explained == ["interface default", "memballoon memballoon0"]
+    assert listed == explained

@@ -476,21 +476,29 @@ def input_from_objects(vm: Optional[Dict[str, Any]], vmi: Optional[Dict[str, Any
 
 
 def apply_domain(inp: FleetInput, dom, vm: Optional[Dict[str, Any]] = None,
-                 vmi: Optional[Dict[str, Any]] = None) -> None:
+                 vmi: Optional[Dict[str, Any]] = None, ctx=None) -> None:
     """Add what a live domain XML (domain.Domain) shows: free root ports, models that no rule
-    explains (explain's `unexpected`), the machine, and the live flag when no VMI said it."""
+    explains (explain's `unexpected`), the machine, and the live flag when no VMI said it.
+    With the VM's context (context.VMContext) the domain is explained as `explain` explains
+    it: the same specs (its preference applied) at the same KubeVirt release."""
     from kubectl_virtio import explain as E
-    from kubectl_virtio import spec as S
 
     inp.live_checked = True
     inp.free_root_ports = free_root_ports(dom)
     if dom.machine:
         inp.machine = dom.machine
-    obj = vm if vm is not None else vmi
-    vm_spec = S.vm_from_object(obj, "%s %s" % ((obj or {}).get("kind"), inp.name)) if obj is not None else None
-    vmi_spec = S.vm_from_object(vmi, "VMI %s" % inp.name) if vmi is not None else None
-    exp = E.explain(vm_spec, dom, running_vmi=vmi_spec, namespace=inp.namespace, name=inp.name,
-                    vm_running=True)
+    if ctx is not None:
+        exp = E.explain(ctx.spec, dom, running_vmi=ctx.running_spec, version=ctx.release.version,
+                        namespace=inp.namespace, name=inp.name, vm_running=True,
+                        preference_unread=ctx.preference_unread)
+    else:  # a domain with no VM or VMI beside it (a must-gather's orphan dumpxml)
+        from kubectl_virtio import spec as S
+
+        obj = vm if vm is not None else vmi
+        vm_spec = S.vm_from_object(obj, "%s %s" % ((obj or {}).get("kind"), inp.name)) if obj is not None else None
+        vmi_spec = S.vm_from_object(vmi, "VMI %s" % inp.name) if vmi is not None else None
+        exp = E.explain(vm_spec, dom, running_vmi=vmi_spec, namespace=inp.namespace, name=inp.name,
+                        vm_running=True)
     inp.unexpected = ["%s %s: %s" % (d.kind, d.name, d.model) for d in exp.devices if d.status == "unexpected"]
     if inp.live is None:
         inp.live = exp.live

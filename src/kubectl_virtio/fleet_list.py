@@ -15,11 +15,11 @@ from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from kubectl_virtio import fleet as F
-from kubectl_virtio.cmdline import ClusterFlags, Streams
+from kubectl_virtio.cmdline import LIST_PARALLEL, ClusterFlags, Streams
 from kubectl_virtio.errors import UsageError, VirtioError
 from kubectl_virtio.record import Record
 
-DEFAULT_PARALLEL = 8
+DEFAULT_PARALLEL = LIST_PARALLEL
 MAX_PARALLEL = 64
 PAGE = 500  # items a LIST page, as kubectl's --chunk-size default
 LAUNCHER_SELECTOR = "kubevirt.io=virt-launcher"
@@ -348,7 +348,7 @@ def _live_job(cluster, inp: F.FleetInput, ctx):
             return
         try:
             xml = L.virsh_dumpxml(cluster, inp.namespace, C.meta(pod)["name"], ctx.vmi)
-            F.apply_domain(inp, D.parse(xml, "the domain XML of %s/%s" % (inp.namespace, inp.name)), ctx.vm, ctx.vmi)
+            F.apply_domain(inp, D.parse(xml, "the domain XML of %s/%s" % (inp.namespace, inp.name)), ctx=ctx)
         except VirtioError as e:
             inp.error = e.message
     return job

@@ -203,6 +203,7 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
         if namespace and key[0] != namespace:
             continue
         vm, vmi = idx.vms.get(key), idx.vmis.get(key)
+        ctx = None
         if vm is None and vmi is None:
             inp = F.FleetInput(key[0], key[1], kind="Domain", running=True)
         else:
@@ -224,7 +225,7 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
             try:
                 with open(path, "rb") as fh:
                     dom = D.parse(fh.read(D.MAX_BYTES + 1), os.path.relpath(path, root))
-                F.apply_domain(inp, dom, vm, vmi)
+                F.apply_domain(inp, dom, vm, vmi, ctx=ctx)
                 inp.running = True
             except VirtioError as e:
                 inp.error = e.message
