@@ -16,6 +16,11 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 from kubectl_virtio import __version__
 from kubectl_virtio.errors import UsageError
 
+# `list --live`: execs at a time.  Each exec waits mostly on the network and the kubelet, and
+# its own CPU (a TLS handshake, the WebSocket upgrade, reading the domain) is a few ms: 16
+# keeps a 2-core client busy against a remote API server (bench/fleet; docs/fleet.md).
+LIST_PARALLEL = 16
+
 OUTPUTS = ("table", "wide", "json", "yaml", "markdown")
 
 
@@ -265,7 +270,7 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
                         formatter_class=HelpFormatter,
                         epilog="Examples:\n  {p} list -A\n  {p} list -l app=legacy -o wide\n"
                                "  {p} list -A --risk no-virtio1-driver --sort risk\n"
-                               "  {p} list -A --live --parallel 16\n"
+                               "  {p} list -A --live --parallel 4   # gentler on a busy API server\n"
                                "  {p} list --from ./must-gather.local.123 -o wide\n"
                                "  {p} list -A --check --fail-on warning   # CI: exit 3 when a VM is at risk"
                                .format(p=prog))
@@ -274,7 +279,8 @@ def build_parser(prog: Optional[str] = None, only: Optional[str] = None) -> Pars
         ls.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector (applied by the API server)")
         ls.add_argument("--live", action="store_true",
                         help="also read each running domain (virsh dumpxml in its launcher pod): models, hotplug ports")
-        ls.add_argument("--parallel", metavar="N", type=int, default=8, help="with --live: execs at a time (default 8)")
+        ls.add_argument("--parallel", metavar="N", type=int, default=LIST_PARALLEL,
+                        help="with --live: execs at a time (default %d)" % LIST_PARALLEL)
         ls.add_argument("--from", dest="from_dir", metavar="DIR",
                         help="audit a must-gather or a directory of manifests and dumpxml files (no cluster)")
         ls.add_argument("--risk", metavar="RISK", action="append", help="only rows with this risk (repeatable)")
