@@ -120,3 +120,36 @@ def test_iter_list_says_clearly_when_a_token_expired(cluster):
     with pytest.raises(ClusterError) as e:
         list(it)
     assert "expired" in e.value.message and len(first) == 4
+
+
+def test_prefetch_starts_reading_when_made_and_hands_errors_to_the_reader():
+    """The launcher pod, VM and VMI LISTs run at once: each stream starts its first request
+    when it is made, not when it is first read (a generator function would wait)."""
+    import threading
+
+    from kubectl_virtio import fleet_list as FL
+
+    started, released = threading.Event(), threading.Event()
+
+    def pages():
+        started.set()
+        yield [1]
+        released.wait(10)
+        yield [2]
+
+    stream = FL.prefetch(pages(), depth=1)
+    assert started.wait(5), "the first page was not asked for until the stream was read"
+    assert next(stream) == [1]
+    released.set()
+    assert list(stream) == [[2]]
+    # an error in the pages reaches the reader
+    def broken():
+        raise ValueError("bad page")
+        yield  # noqa: unreachable - a generator
+
+    try:
+        list(FL.prefetch(broken()))
+    except ValueError as e:
+        assert str(e) == "bad page"
+    else:
+        raise AssertionError("the error was lost")

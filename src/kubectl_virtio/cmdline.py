@@ -357,6 +357,27 @@ class Streams:
         self.err = err if err is not None else sys.stderr
 
 
+def preload(*work) -> None:
+    """Import modules (names) and run warm-up calls (callables) on a daemon thread while the
+    caller waits on the API server, so that their CPU costs no wall time (the interpreter
+    runs one thread at a time, but a thread waiting on a socket lets the others run).  The
+    package's module-level imports have no cycle, so the import lock cannot deadlock; a module
+    the caller needs meanwhile is waited for, never imported twice.  Anything that fails here
+    fails again, with its own error, where the caller does it."""
+    import threading
+
+    def run():
+        import importlib
+
+        for item in work:
+            try:
+                importlib.import_module(item) if isinstance(item, str) else item()
+            except Exception:  # noqa: BLE001 - the caller meets it again in its own path
+                return
+
+    threading.Thread(target=run, name="preload", daemon=True).start()
+
+
 class Options:
     """Base of the commands' options objects: Complete (`complete(args)`, from the parsed
     flags) -> Validate (`validate()`, no I/O) -> Run (`run(cluster, streams)`).  Options are

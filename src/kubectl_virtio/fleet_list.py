@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from kubectl_virtio import fleet as F
-from kubectl_virtio.cmdline import LIST_PARALLEL, ClusterFlags, Streams
+from kubectl_virtio.cmdline import LIST_PARALLEL, ClusterFlags, Streams, preload
 from kubectl_virtio.errors import UsageError, VirtioError
 from kubectl_virtio.record import Record
 
@@ -120,37 +120,55 @@ def items(pages) -> Iterator[Dict[str, Any]]:
         yield from page
 
 
-def prefetch(iterable, depth: int = 2):
-    """Iterate in a background thread, `depth` pages ahead: the VM and VMI LISTs overlap."""
-    q: "queue.Queue[Tuple[str, Any]]" = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class prefetch:
+    """Iterate in a background thread, `depth` pages ahead, from the moment it is made: the
+    launcher pod, VM and VMI LISTs run at once (a generator function would start its thread
+    only when first asked, after the pods were all read), and each next page's request and
+    JSON parsing overlap the rows of the current one."""
 
-    def pump():
-        try:
-            for x in iterable:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", x), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", None))
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-            q.put(("error", e))
+    def __init__(self, iterable, depth: int = 2):
+        self._q: "queue.Queue[Tuple[str, Any]]" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        q, stop = self._q, self._stop  # the thread holds these, not self: an abandoned stream stops
 
-    threading.Thread(target=pump, name="list-prefetch", daemon=True).start()
-    try:
-        while True:
-            tag, x = q.get()
-            if tag == "end":
-                return
-            if tag == "error":
-                raise x
-            yield x
-    finally:
-        stop.set()
+        def pump():
+            try:
+                for x in iterable:
+                    while not stop.is_set():
+                        try:
+                            q.put(("item", x), timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(("end", None))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+                q.put(("error", e))
+
+        threading.Thread(target=pump, name="list-prefetch", daemon=True).start()
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        tag, x = self._q.get()
+        if tag == "item":
+            return x
+        self._done = True
+        self._stop.set()
+        if tag == "error":
+            raise x
+        raise StopIteration
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+
+    __del__ = close
 
 
 def join(vms: Iterator[Dict[str, Any]], vmis: Iterator[Dict[str, Any]]):
@@ -266,6 +284,9 @@ def cluster_inputs(cluster, o: ListOptions, warn: Optional[Callable[[str], None]
     # JSON parsing overlap the rows of the current one.
     vm_pages = prefetch(cluster.iter_list("vms", ns, o.selector, PAGE), depth=1)
     vmi_pages = prefetch(cluster.iter_list("vmis", ns, o.selector, PAGE), depth=1)
+    # While the first pages come: the guest table every row reads, and with --live the
+    # modules that explain a domain (lxml among them).
+    preload(_guest_table, *(("kubectl_virtio.explain", "kubectl_virtio.live") if o.live else ()))
     if pod_stream is not None:
         for page in pod_stream:
             for p in page:
@@ -294,6 +315,12 @@ def cluster_inputs(cluster, o: ListOptions, warn: Optional[Callable[[str], None]
         elif o.live and inp.running and vmi is not None:
             inp.error = inp.error or "VMI is %s: no domain to read" % (C.status(vmi).get("phase") or "without a phase")
         yield inp, job
+
+
+def _guest_table() -> None:
+    from kubectl_virtio import guests
+
+    guests.table()
 
 
 def stream_contexts(cluster, ns: Optional[str], selector: Optional[str], override=None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from kubectl_virtio import context as C
-from kubectl_virtio.cmdline import ClusterFlags, Options, Streams
+from kubectl_virtio.cmdline import ClusterFlags, Options, Streams, preload
 from kubectl_virtio.errors import ClusterError, InputError
 
 NONROOT_URI = "qemu+unix:///session?socket=/var/run/libvirt/virtqemud-sock"
@@ -47,10 +47,12 @@ class VirshFailed(ClusterError):
 
 def explain_vm(opts, cluster, streams: Streams):
     """The explanation of a live VM (opts: cli.ExplainOptions, validated)."""
+    # explain, domain (lxml) and render are imported while the API server answers.
+    preload("kubectl_virtio.explain", "kubectl_virtio.render")
+    ctx = C.resolve(cluster, cluster.namespace, opts.name, kind=opts.kind, override=opts.version, arch=opts.arch)
     from kubectl_virtio import domain as D
     from kubectl_virtio import explain as E
 
-    ctx = C.resolve(cluster, cluster.namespace, opts.name, kind=opts.kind, override=opts.version, arch=opts.arch)
     findings = [E.Finding(n.severity, n.message) for n in ctx.notes]
     dom = None
     agent_devices = None
