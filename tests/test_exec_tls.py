@@ -281,3 +281,20 @@ def test_exec_goes_through_the_kubeconfig_proxy(cluster, connect_proxy):
     assert tunnels == [server]  # the exec's one connection went through the proxy
     assert c.exec("default", pod, "compute", DUMPXML, timeout=20).returncode == 0
     assert tunnels == [server, server]
+
+
+def test_exec_with_the_kubeconfig_ca_does_not_load_certifi(cluster):
+    """certifi's bundle (and importlib.resources behind it) is read only for a kubeconfig
+    without a CA: with one, neither the client's import nor the exec loads it."""
+    import subprocess
+    import sys
+
+    pod = pod_of(cluster)
+    code = ("import sys\n"
+            "from kubectl_virtio.cluster import Cluster\n"
+            "c = Cluster(kubeconfig=%r)\n"
+            "assert c.exec('default', %r, 'compute', %r, timeout=20).returncode == 0\n"
+            "assert 'certifi' not in sys.modules, 'certifi loaded'\n"
+            % (cluster.kubeconfig_path, pod, DUMPXML))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

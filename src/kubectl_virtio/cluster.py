@@ -866,9 +866,12 @@ class Cluster:
                 cfg = self.api.configuration
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 if cfg.verify_ssl:
-                    import certifi
+                    cafile = cfg.ssl_ca_cert
+                    if not cafile:  # certifi (and importlib.resources) only when the kubeconfig has no CA
+                        import certifi
 
-                    ctx.load_verify_locations(cafile=cfg.ssl_ca_cert or certifi.where())
+                        cafile = certifi.where()
+                    ctx.load_verify_locations(cafile=cafile)
                     ctx.check_hostname = True if cfg.assert_hostname is None else bool(cfg.assert_hostname)
                     ctx.verify_mode = ssl.CERT_REQUIRED
                 else:
