@@ -858,7 +858,7 @@ class ApiServer:
     async def _exec(self, request: web.Request, info: _RequestInfo, user: User) -> web.StreamResponse:
         if request.method not in ("GET", "POST"):
             raise ApiError(405, "MethodNotAllowed", "exec accepts GET and POST only")
-        pod = self.store.get(res.POD, info.namespace, info.name)
+        pod = self.store.peek(res.POD, info.namespace, info.name)  # read only (custom handlers get a copy)
         if pod is None:
             raise not_found(res.POD, info.name)
         q = request.query
@@ -906,8 +906,8 @@ class ApiServer:
         self._log_request(request, 101, time.time())
 
         if container == "compute":
-            ctx = ExecContext(info.namespace, pod, container, list(argv), user.name,
-                              self.virsh(info.namespace, info.name), _pod_uid(pod))
+            ctx = ExecContext(info.namespace, copy.deepcopy(pod) if self.exec_handlers else pod, container,
+                              list(argv), user.name, self.virsh(info.namespace, info.name), _pod_uid(pod))
             result = run_command(ctx, dict(self.exec_handlers))
         else:
             result = ExecResult(stderr=f'exec: "{argv[0]}": executable file not found in $PATH: unknown\n',

@@ -52,6 +52,14 @@ class Store:
             obj = self._objects.get(self.key(resource, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
+    def peek(self, resource: Resource, namespace: str, name: str) -> dict | None:
+        """The stored object itself, not a copy, for a handler that only reads it (the pod
+        exec handler: a deep copy of a launcher pod per exec was a third of the server's CPU
+        under `list --live`).  put() stores a new object, so what a reader holds never
+        changes under it; the reader must not change it either."""
+        with self._lock:
+            return self._objects.get(self.key(resource, namespace, name))
+
     def list(self, resource: Resource, namespace: str | None = None) -> list[dict]:
         """Objects sorted by namespace then name (the order etcd's key space gives)."""
         with self._lock:
