@@ -327,27 +327,58 @@ _TYPE_WORD = {str: "a string", bool: "true or false", dict: "a mapping", list: "
 def shaped(value: Any, shape: Any, path: str, source: str) -> Any:
     """`value` checked against `shape` (a type, a dict of field shapes, or [item shape]).
     Returns a copy along the checked paths with null fields dropped; raises InputError
-    naming the first field of the wrong type."""
-    if isinstance(shape, list):
+    naming the first field of the wrong type.  (The field's path is spelled out only for
+    that error: `list` checks every VM and VMI of a fleet, and formatting the path of each
+    field cost more than checking it.)"""
+    return _shaped(value, shape, [path] if path else [], source)
+
+
+def _spelled(at: List[Any]) -> str:
+    """The path of _shaped's stack as the errors name it: a.b[2].c"""
+    out = ""
+    for seg in at:
+        out = "%s[%d]" % (out, seg) if isinstance(seg, int) else ("%s.%s" % (out, seg) if out else str(seg))
+    return out
+
+
+def _shaped(value: Any, shape: Any, at: List[Any], source: str) -> Any:
+    kind = type(shape)
+    if kind is dict:
+        return _shaped_dict(value, shape, at, source)
+    if kind is list:
         if not isinstance(value, list):
-            raise _wrong(path, list, value, source)
-        return [shaped(v, shape[0], "%s[%d]" % (path, i), source) if v is not None else v
-                for i, v in enumerate(value)]
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            raise _wrong(path, dict, value, source)
-        out = {}
-        for k, v in value.items():
-            if v is None:
-                continue  # null = absent
-            sub = shape.get(k) if isinstance(k, str) else None
-            out[k] = shaped(v, sub, "%s.%s" % (path, k) if path else str(k), source) if sub is not None else v
+            raise _wrong(_spelled(at), list, value, source)
+        item, out = shape[0], []
+        for i, v in enumerate(value):
+            if v is not None:
+                at.append(i)
+                v = _shaped_dict(v, item, at, source) if type(item) is dict else _shaped(v, item, at, source)
+                at.pop()
+            out.append(v)
         return out
     if shape is DICT and isinstance(value, dict):
         return value
     if not isinstance(value, shape) or (shape is not bool and isinstance(value, bool)):
-        raise _wrong(path, shape, value, source)
+        raise _wrong(_spelled(at), shape, value, source)
     return value
+
+
+def _shaped_dict(value: Any, shape: Dict[str, Any], at: List[Any], source: str) -> Dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise _wrong(_spelled(at), dict, value, source)
+    out = {}
+    for k, v in value.items():
+        if v is None:
+            continue  # null = absent
+        sub = shape.get(k) if isinstance(k, str) else None
+        if sub is None or (sub is DICT and isinstance(v, dict)) or (sub is STR and isinstance(v, str)) \
+                or (sub is BOOL and isinstance(v, bool)):
+            out[k] = v  # not checked, or a common leaf checked without a call
+        else:
+            at.append(k)
+            out[k] = _shaped_dict(v, sub, at, source) if type(sub) is dict else _shaped(v, sub, at, source)
+            at.pop()
+    return out
 
 
 def _wrong(path: str, want, value, source: str) -> InputError:
