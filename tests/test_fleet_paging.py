@@ -153,3 +153,28 @@ def test_prefetch_starts_reading_when_made_and_hands_errors_to_the_reader():
         assert str(e) == "bad page"
     else:
         raise AssertionError("the error was lost")
+
+
+def test_prefetch_holds_at_most_depth_pages_beyond_the_one_being_read():
+    """A page is asked for only when there is room for it: with depth 1, while the reader holds
+    page 1, page 2 waits and page 3 is not fetched (memory does not grow with the fleet)."""
+    import threading
+    import time
+
+    from kubectl_virtio import fleet_list as FL
+
+    produced = []
+    lock = threading.Lock()
+
+    def pages():
+        for i in range(10):
+            with lock:
+                produced.append(i)
+            yield [i]
+
+    stream = FL.prefetch(pages(), depth=1)
+    assert next(stream) == [0]
+    time.sleep(0.5)  # ample time for a pump that would run ahead
+    with lock:
+        assert produced == [0, 1], produced
+    assert [p[0] for p in stream] == list(range(1, 10))

@@ -124,25 +124,31 @@ class prefetch:
     """Iterate in a background thread, `depth` pages ahead, from the moment it is made: the
     launcher pod, VM and VMI LISTs run at once (a generator function would start its thread
     only when first asked, after the pods were all read), and each next page's request and
-    JSON parsing overlap the rows of the current one."""
+    JSON parsing overlap the rows of the current one.  A page is asked for only when there
+    is room for it, so at most `depth` pages wait besides the one being read: memory does not
+    grow with the fleet."""
 
     def __init__(self, iterable, depth: int = 2):
-        self._q: "queue.Queue[Tuple[str, Any]]" = queue.Queue(maxsize=depth)
+        self._q: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
+        self._room = threading.Semaphore(depth)
         self._stop = threading.Event()
-        q, stop = self._q, self._stop  # the thread holds these, not self: an abandoned stream stops
+        q, room, stop = self._q, self._room, self._stop  # the thread holds these, not self
 
         def pump():
             try:
-                for x in iterable:
-                    while not stop.is_set():
-                        try:
-                            q.put(("item", x), timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
+                it = iter(iterable)
+                while True:
+                    while not room.acquire(timeout=0.2):
+                        if stop.is_set():
+                            return
                     if stop.is_set():
                         return
-                q.put(("end", None))
+                    try:
+                        x = next(it)
+                    except StopIteration:
+                        q.put(("end", None))
+                        return
+                    q.put(("item", x))
             except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
                 q.put(("error", e))
 
@@ -157,6 +163,7 @@ class prefetch:
             raise StopIteration
         tag, x = self._q.get()
         if tag == "item":
+            self._room.release()
             return x
         self._done = True
         self._stop.set()
