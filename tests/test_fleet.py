@@ -189,3 +189,37 @@ def test_join_pairs_vms_and_vmis_page_by_page_holding_only_the_read_ahead():
     # a/w's VM is not listed (another selector, or deleted meanwhile): dropped, not paired
     assert pairs == [(None, "lone"), ("x", None), ("y", "y"), ("z", None), ("x", "x"), (None, "bare")]
     assert seen == ["lone", "w", "y", "x", "bare"]  # each VMI read once, in order
+
+
+class _Out:
+    def __init__(self, tty):
+        self.tty, self.parts, self.flushes = tty, [], 0
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def flush(self):
+        self.flushes += 1
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml", "table"])
+def test_fleet_printer_flushes_each_row_on_a_terminal_and_once_into_a_pipe(fmt):
+    """On a terminal a row shows as soon as it is ready; into a pipe or a file the stream's
+    buffer decides (a flush a row was a write(2) a row) and close() flushes once."""
+    from kubectl_virtio import render
+
+    rows = [F.evaluate(F.FleetInput("ns", "vm%d" % i, effective=False, guest=RHEL9)) for i in range(130)]
+    outs = {}
+    for tty in (True, False):
+        out = _Out(tty)
+        p = render.FleetPrinter(fmt, out=out)
+        for row in rows:
+            p.add(row)
+        p.close(F.Summary(F.parse_fail_on("no-virtio1-driver")).to_dict())
+        outs[tty] = out
+    assert "".join(outs[True].parts) == "".join(outs[False].parts)
+    assert outs[False].flushes == 1
+    assert outs[True].flushes >= (130 if fmt != "table" else 2)

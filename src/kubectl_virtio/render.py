@@ -336,10 +336,17 @@ class FleetPrinter:
         self.widths: Optional[List[int]] = None
         self.pending: List[List[str]] = []
         self.count = 0
+        # On a terminal each row shows as soon as it is ready; into a pipe or a file the
+        # stream's own buffer decides (a flush a row was a write(2) a row), close() flushes.
+        try:
+            self.interactive = bool(self.out.isatty())
+        except (AttributeError, ValueError):
+            self.interactive = False
 
     def _write(self, text: str) -> None:
         self.out.write(text)
-        self.out.flush()
+        if self.interactive:
+            self.out.flush()
 
     def add(self, row) -> None:
         if self.fmt == "json":
@@ -393,6 +400,7 @@ class FleetPrinter:
                         + yaml.safe_dump({"summary": summary}, sort_keys=False, default_flow_style=False))
         else:
             self._flush_table()
+        self.out.flush()
 
 
 # --- notes and the fleet view ----------------------------------------------------------
