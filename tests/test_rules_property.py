@@ -89,3 +89,32 @@ def test_the_generator_reaches_every_rule_that_predicts():
     collect()
     predicting = {r.id for r in R.RULES if r.when is not None}
     assert predicting - hit == set()
+
+
+@SETTINGS
+@given(manifests())
+def test_brief_explain_judges_every_device_as_the_full_one(manifest):
+    """`list --live` explains domains with brief=True (no sentences, no guest); every device's
+    status, model and expected model, and the flags, must be what the full explain gives,
+    with the domain the prediction describes and with one whose models were switched."""
+    from kubectl_virtio import explain as E
+
+    vm = vm_from_object(manifest)
+    for version in (RELEASES[0], RELEASES[6], RELEASES[-1]):
+        for arch in ("amd64", "arm64"):
+            conv_arch = R.effective_arch(arch, version)
+            pred = P.prediction(vm, conv_arch, version)
+            for flip in (False, True):
+                flag = bool(vm.devices.get("useVirtioTransitional")) != flip
+                dom = D.Domain(name="default_" + vm.name, arch="x86_64" if arch == "amd64" else "aarch64",
+                               machine="q35" if arch == "amd64" else "virt",
+                               devices=[_live_device(e, e.model(flag, conv_arch)) for e in pred.devices])
+                full = E.explain(vm, dom, version=version, vm_running=True)
+                brief = E.explain(vm, dom, version=version, vm_running=True, brief=True)
+
+                def view(x):
+                    return (x.effective, x.origin, x.live, x.restart_required,
+                            [(d.kind, d.name, d.model, d.expected, d.status, d.rule) for d in x.devices])
+
+                assert view(brief) == view(full)
+                assert brief.verdict == "" and all(d.reason == "" for d in brief.devices)

@@ -127,12 +127,15 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
             version=versions.NEWEST, restart_condition: bool = False, guest_os: Optional[str] = None,
             namespace: Optional[str] = None, name: Optional[str] = None,
             extra_findings: Optional[List[Finding]] = None, vm_running: Optional[bool] = None,
-            preference_unread: bool = False, guest_devices: Optional[List[Dict[str, Any]]] = None) -> Explanation:
+            preference_unread: bool = False, guest_devices: Optional[List[Dict[str, Any]]] = None,
+            brief: bool = False) -> Explanation:
     """vm: the spec that applies at the next start (VMSpec of the VM, or the VMI alone);
     dom: the live domain; running_vmi: the VMI the domain was built from (live cluster);
     preference_unread: the VM's preference could not be read, so a flag the template leaves
     unset is a guess (origin "unknown"); guest_devices: the guest agent's virtio devices
-    (guests.parse_guest_devices, --guest-agent)."""
+    (guests.parse_guest_devices, --guest-agent); brief: each device's status and the flags,
+    without the sentences (reasons, findings, verdict) and without the guest, for a caller
+    that only reads those (`list --live` judges hundreds of domains: fleet.apply_domain)."""
     findings: List[Finding] = list(extra_findings or [])
     if vm is not None:
         findings.extend(Finding("warning", w) for w in vm.warnings)
@@ -186,7 +189,7 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
     run_flag = live if live is not None else effective
     family, assumed = _placement_machine(dom, vm, conv_arch)
     ctx = _Ctx(conv_arch, effective, origin, pref_name, run_flag, live, dom, version, family, assumed,
-               vm.preference_hint() if offline_pref else None)
+               vm.preference_hint() if offline_pref else None, brief)
 
     for dev in live_devices:
         exp = by_key.get(dev.key)
@@ -206,6 +209,12 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
         restart_required = True
     if any(d.status == "drift" for d in out):
         restart_required = True
+    if brief:
+        return Explanation(namespace=namespace, name=name, arch=arch, machine=_machine(dom, vm), effective=effective,
+                           origin="unknown" if origin == "unread-preference" else origin, live=live,
+                           restart_required=restart_required, devices=out, findings=findings, verdict="",
+                           kubevirt_version=versions.show(version), partial=bool(dom is not None and dom.partial),
+                           domain=dom)
 
     # The guest (guests.py): --guest-os, the agent's status.guestOSInfo, labels, preference.
     vmi_raw = running_vmi.raw if running_vmi is not None else (
@@ -281,7 +290,7 @@ def _placement_machine(dom, vm, arch):
 
 class _Ctx(Record):
     __slots__ = _fields = ("arch", "effective", "origin", "preference", "run_flag", "live", "dom", "version",
-                           "machine", "machine_assumed", "preference_hint")
+                           "machine", "machine_assumed", "preference_hint", "brief")
 
     def __init__(self, arch: str, effective: bool, origin: str, preference: Optional[str],
                  run_flag: bool,  # the flag the running domain was built with (or effective when unknown)
@@ -291,10 +300,12 @@ class _Ctx(Record):
                  machine: Optional[str] = None,
                  # no domain and no spec.domain.machine: KubeVirt's default for the arch
                  machine_assumed: bool = False,
-                 preference_hint: Optional[str] = None):  # offline: how to pass the preference the VM names
+                 preference_hint: Optional[str] = None,  # offline: how to pass the preference the VM names
+                 brief: bool = False):  # statuses only, no sentences (explain's `brief`)
         self.arch, self.effective, self.origin, self.preference = arch, effective, origin, preference
         self.run_flag, self.live, self.dom, self.version = run_flag, live, dom, version
         self.machine, self.machine_assumed, self.preference_hint = machine, machine_assumed, preference_hint
+        self.brief = brief
 
     def flag(self, value: Optional[bool] = None, origin: Optional[str] = None) -> str:
         return flag_text(self.effective if value is None else value, origin or self.origin, self.preference,
@@ -355,13 +366,15 @@ def _explain_live(dev: D.Device, exp: Optional[P.Expected], version, ctx: _Ctx,
                           parent=dev.parent_model, added_by_libvirt=dev.added_by_libvirt or rule.added_by == "libvirt",
                           virtio=dev.virtio)
     d.qemu_device = R.qemu_device(rule.qemu, dev.model, dev.address.type if dev.address else None) if dev.virtio else None
-    d.reason = _reason(d, dev, exp, rule, ctx)
+    d.reason = "" if ctx.brief else _reason(d, dev, exp, rule, ctx)
     return d
 
 
 def _explain_missing(exp: P.Expected, have_domain: bool, ctx: _Ctx) -> DeviceExplanation:
     model = exp.model(ctx.effective, ctx.arch)
-    if have_domain:
+    if ctx.brief:
+        status, reason = ("drift" if have_domain else "predicted"), ""
+    elif have_domain:
         status = "drift"
         reason = ("%s -> rule %s gives %s, but the running domain has no %s %s: %s"
                   % (exp.why, exp.rule.id, model or "no model", exp.kind, exp.name, MISSING_WHY))

@@ -490,7 +490,7 @@ def apply_domain(inp: FleetInput, dom, vm: Optional[Dict[str, Any]] = None,
     if ctx is not None:
         exp = E.explain(ctx.spec, dom, running_vmi=ctx.running_spec, version=ctx.release.version,
                         namespace=inp.namespace, name=inp.name, vm_running=True,
-                        preference_unread=ctx.preference_unread)
+                        preference_unread=ctx.preference_unread, brief=True)
     else:  # a domain with no VM or VMI beside it (a must-gather's orphan dumpxml)
         from kubectl_virtio import spec as S
 
@@ -498,7 +498,7 @@ def apply_domain(inp: FleetInput, dom, vm: Optional[Dict[str, Any]] = None,
         vm_spec = S.vm_from_object(obj, "%s %s" % ((obj or {}).get("kind"), inp.name)) if obj is not None else None
         vmi_spec = S.vm_from_object(vmi, "VMI %s" % inp.name) if vmi is not None else None
         exp = E.explain(vm_spec, dom, running_vmi=vmi_spec, namespace=inp.namespace, name=inp.name,
-                        vm_running=True)
+                        vm_running=True, brief=True)
     inp.unexpected = ["%s %s: %s" % (d.kind, d.name, d.model) for d in exp.devices if d.status == "unexpected"]
     if inp.live is None:
         inp.live = exp.live
