@@ -71,5 +71,44 @@ def run_plugin(plugin_path, tmp_path, request):
         return r
 
     return run
+class SilentListener:
+    """A TCP listener on loopback that accepts and never says a word: a TLS handshake that
+    never ends.  `url` is an https URL to it; `held` the connections it accepted."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.url = "https://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.held, self._stop = [], threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                pass
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        for c in self.held:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_listener():
+    listener = SilentListener()
+    yield listener
+    listener.close()
+
+
 from apiserver.pytest_plugin import *  # noqa: F401,F403
 from libvirt_fixtures import libvirt  # noqa: F401,E402

@@ -7,8 +7,6 @@ Most tests run the installed plugin as a subprocess; the hostile-path test drive
 """
 import json
 import os
-import socket
-import threading
 import time
 
 import pytest
@@ -282,32 +280,6 @@ def test_a_trickling_body_is_cut_at_the_request_timeout(run_plugin, cluster):
     assert took < 20
 
 
-@pytest.fixture
-def silent_server():
-    """A TCP listener that accepts and never says a word (a stuck TLS handshake)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    held, stop = [], threading.Event()
-
-    def accept():
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield "https://127.0.0.1:%d" % sock.getsockname()[1]
-    stop.set()
-    t.join(2)
-    for c in held:
-        c.close()
-    sock.close()
-
-
 def with_server(cluster, url, **cluster_fields):
     doc = yaml.safe_load(open(cluster.kubeconfig_path))
     for c in doc["clusters"]:
@@ -319,10 +291,10 @@ def with_server(cluster, url, **cluster_fields):
     return path
 
 
-def test_a_stalled_tls_handshake_is_bounded(run_plugin, cluster, silent_server):
+def test_a_stalled_tls_handshake_is_bounded(run_plugin, cluster, silent_listener):
     start = time.monotonic()
     r = run_plugin("explain", "testvm", "--request-timeout", "1", "--kubeconfig",
-                   with_server(cluster, silent_server), timeout=60)
+                   with_server(cluster, silent_listener.url), timeout=60)
     assert r.returncode == 1 and "did not answer" in r.stderr, r.stderr
     assert time.monotonic() - start < 20
     clean(r)

@@ -154,33 +154,7 @@ def test_exec_checks_the_tls_server_name(cluster, name, ok):
 
 # --- the exec's connection: one deadline for every step; the kubeconfig's proxy -------------------
 
-@pytest.fixture
-def silent():
-    """A TCP listener that accepts and never answers: a TLS handshake that never ends."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    sock.settimeout(0.2)
-    held, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                held.append(sock.accept()[0])
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield "https://127.0.0.1:%d" % sock.getsockname()[1], held
-    stop.set()
-    t.join(2)
-    for c in held:
-        c.close()
-    sock.close()
-
-
-def test_an_exec_whose_tls_handshake_stalls_ends_at_its_deadline(cluster, silent):
+def test_an_exec_whose_tls_handshake_stalls_ends_at_its_deadline(cluster, silent_listener):
     """The TCP connection is accepted, the TLS handshake never answered: the exec's one
     deadline cuts it (no thread is left waiting on it), with the handshake message."""
     import time
@@ -188,15 +162,14 @@ def test_an_exec_whose_tls_handshake_stalls_ends_at_its_deadline(cluster, silent
     from kubectl_virtio.cluster import Cluster, Timeout
 
     pod = pod_of(cluster)
-    url, held = silent
-    c = Cluster(kubeconfig=edited(cluster, "silent", server=url))
+    c = Cluster(kubeconfig=edited(cluster, "silent", server=silent_listener.url))
     start = time.monotonic()
     with pytest.raises(Timeout) as exc:
         c.exec("default", pod, "compute", DUMPXML, timeout=1)
     assert time.monotonic() - start < 8
     assert "did not complete the exec WebSocket handshake (create pods/exec for pod %s in namespace default) " \
            "within 1s" % pod in exc.value.message
-    assert len(held) == 1  # it did connect: the TLS handshake is what the deadline cut
+    assert len(silent_listener.held) == 1  # it did connect: the TLS handshake is what the deadline cut
     assert not [t for t in threading.enumerate() if t.name == "exec-handshake"]
 
 
