@@ -71,6 +71,16 @@ def run_plugin(plugin_path, tmp_path, request):
         return r
 
     return run
+def interactive_popen(argv, **kwargs):
+    """The plugin as a terminal's foreground job runs it, for Ctrl-C tests: SIGINT at its
+    default.  A runner that starts the suite in the background (`cmd &` in a shell without job
+    control, nohup) hands its children SIGINT ignored, and Python then leaves it ignored, as it
+    should: the plugin would never see the test's Ctrl-C."""
+    import signal
+
+    return subprocess.Popen(argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+
+
 class SilentListener:
     """A TCP listener on loopback that accepts and never says a word: a TLS handshake that
     never ends.  `url` is an https URL to it; `held` the connections it accepted."""

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+from conftest import interactive_popen
 from apiserver import VirshConfig, fleet, objects
 
 from test_fleet import BALLOON_ON_3, DOMAIN
@@ -145,7 +146,7 @@ def test_ctrl_c_prints_what_was_gathered_and_exits_130(plugin_path, cluster):
         cluster.add_running_vm("vm%d" % i, "slow", vm_kwargs={"labels": {"vm.kubevirt.io/os": "rhel9"}})
     cluster.exec_delay = 30
     env = dict(os.environ, **cluster.env())
-    p = subprocess.Popen([plugin_path, "list", "-n", "slow", "--live", "--parallel", "2", "-o", "json"],
+    p = interactive_popen([plugin_path, "list", "-n", "slow", "--live", "--parallel", "2", "-o", "json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 30

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import interactive_popen
 from apiserver import objects
 from test_live import rendered  # noqa: F401 - the fixture: domains as real libvirt renders them
 
@@ -208,7 +209,7 @@ def test_ctrl_c_stops_at_once_with_130(plugin_path, cluster, args, path):
     stack = cluster.add_running_vm("testvm", vm_kwargs={"labels": {"app": "web"}})
     cluster.inject_delay(path, 60, method="GET")
     env = cluster.env()
-    proc = subprocess.Popen([plugin_path, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = interactive_popen([plugin_path, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while cluster.delays_left(path) and time.monotonic() < deadline and proc.poll() is None:
