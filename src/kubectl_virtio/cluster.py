@@ -44,6 +44,7 @@ EXEC_V5, EXEC_V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"  # the exec channel 
 # hundreds of disks and NICs); 8 MiB is ample room and still bounds a command that never ends.
 EXEC_OUTPUT_CAP = 8 * 1024 * 1024
 EXEC_STATUS_CAP = 64 * 1024  # a metav1.Status is a few hundred bytes
+AUTH_REUSE = 1.0  # seconds an exec reuses the Authorization header the client gave the one before
 READ_RETRIES = 3  # GET retries on 429/503
 RETRY_AFTER_MAX = 10.0  # seconds: the longest Retry-After honoured (and the backoff cap)
 
@@ -451,6 +452,7 @@ class Cluster:
         self.server = self.api.configuration.host
         self._sslopt: Optional[Dict[str, Any]] = None  # the exec WebSocket's TLS options, built once
         self._sslopt_lock = threading.Lock()
+        self._auth: Optional[Tuple[float, Optional[str]]] = None  # (when, header): _auth_header
 
     # -- plumbing -----------------------------------------------------------------------
     def _secrets(self) -> List[str]:
@@ -721,25 +723,19 @@ class Cluster:
 
     # -- exec ---------------------------------------------------------------------------
     def exec(self, ns: str, pod: str, container: str, argv: List[str], timeout: Optional[float] = None) -> ExecResult:
-        """Run argv (never a shell string) in a container over the client's WebSocket (v5 and
-        v4 channel protocols) and read the frames here, as bytes: stdout (1) and stderr (2)
-        are kept apart and decoded once at the end (a UTF-8 character split across frames
+        """Run argv (never a shell string) in a container over a WebSocket (v5 and v4 channel
+        protocols offered) and read the frames here, as bytes: stdout (1) and stderr (2) are
+        kept apart and decoded once at the end (a UTF-8 character split across frames
         survives), the status (3) is read and mapped (docs/cluster.md "Exec").  `timeout`
         (default: --request-timeout, else EXEC_TIMEOUT) bounds the handshake and the command
         together; the output is capped at EXEC_OUTPUT_CAP.  A non-zero exit is a result; a
         kubelet failure, a stream without a status or an overrun is an ExecError/Timeout."""
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream.ws_client import get_websocket_url
-
         timeout = timeout or self.exec_timeout
         query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
                                                   ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
         what = ("create", "", "pods/exec", ns, pod)
         path = "/api/v1/namespaces/%s/pods/%s/exec" % (_quote(ns), _quote(pod))
-        _, url, headers, _, _ = self.api.param_serialize("GET", path, query_params=query,
-                                                         header_params={"Accept": "*/*"},
-                                                         auth_settings=["BearerToken"])
-        _strip_headers(headers)
+        target = path + "?" + "&".join("%s=%s" % (k, quote(v, safe="")) for k, v in query)
         start = time.perf_counter()
         deadline = time.monotonic() + timeout
         # One deadline for the whole exec -- connect, TLS, the upgrade, every frame: the
@@ -750,20 +746,28 @@ class Cluster:
         command = " ".join(argv)
         try:
             try:
-                ws = self._exec_connect(get_websocket_url(url), headers, deadline, cut)
-            except Exception as e:  # noqa: BLE001 - mapped below, as the client's websocket_call wraps it
+                stream = self._exec_connect(target, deadline, cut)
+            except _Refused as e:
+                status = e.status
+                raise self._api_error(_Failed(e.status, e.body, "HTTP %d" % e.status), what) from None
+            except ClusterError:
+                raise
+            except Exception as e:  # noqa: BLE001 - connect, TLS, the upgrade: mapped below
                 if watchdog.expired.is_set() or time.monotonic() >= deadline or isinstance(e, _Overrun):
                     raise Timeout("the API server %s did not complete the exec WebSocket handshake (create "
                                   "pods/exec for pod %s in namespace %s) within %gs" % (self.server, pod, ns, timeout),
                                   "raise --request-timeout, or check the API server and the kubelet of the pod's "
                                   "node") from None
+                from kubernetes.client.exceptions import ApiException
+
+                # as the client's websocket_call wraps what websocket-client raises (the proxied path)
                 e = e if isinstance(e, ApiException) else ApiException(status=0, reason=str(e))
                 m = re.search(r"Handshake status (\d{3})", str(e.reason or ""))
                 status = m.group(1) if m else "-"
                 raise self._exec_error(e, what, timeout) from None
             status = 101
             try:
-                out, err, st = self._read_exec(ws, _subprotocol(ws), deadline, watchdog,
+                out, err, st = self._read_exec(stream, deadline, watchdog,
                                                "`%s` in pod %s (container %s)" % (command, pod, container))
             except _Overrun:
                 raise Timeout("`%s` in pod %s (container %s) did not finish within %gs" % (command, pod, container,
@@ -771,10 +775,7 @@ class Cluster:
                               "raise --request-timeout, or check the pod: `kubectl describe pod %s -n %s`"
                               % (pod, ns)) from None
             finally:
-                try:
-                    ws.close(timeout=0)
-                except Exception:  # noqa: BLE001 - the socket may be gone already
-                    pass
+                stream.close()
         finally:
             watchdog.cancel()
             _mark("exec", start)
@@ -786,79 +787,103 @@ class Cluster:
         return ExecResult(returncode=self._exit_code(st, command, pod, container, ns),
                           stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"))
 
-    def _exec_connect(self, ws_url: str, headers: Dict[str, str], deadline: float, cut: "_SocketCut"):
-        """The exec's WebSocket, as the client's create_websocket opens it (ws_client.py: the
+    def _auth_header(self) -> Optional[str]:
+        """The Authorization header the client sends (its auth_settings: the kubeconfig's token
+        or basic auth, refreshed by its hook when an exec plugin's token expired), asked of the
+        client at most once every AUTH_REUSE seconds: its hook sets the whole configuration
+        again on every call, host and environment proxy included, which cost a fifth of an
+        exec's Python time under `list --live`."""
+        now = time.monotonic()
+        cached = self._auth
+        if cached is not None and now - cached[0] < AUTH_REUSE:
+            return cached[1]
+        auth = (self.api.configuration.auth_settings() or {}).get("BearerToken") or {}
+        value = str(auth.get("value") or "").strip()
+        if "\r" in value or "\n" in value:
+            raise ClusterError("the credentials of the kubeconfig's user contain a line break",
+                               "check the token of the current context's user in the kubeconfig")
+        self._auth = (now, value or None)
+        return value or None
+
+    def _exec_connect(self, target: str, deadline: float, cut: "_SocketCut"):
+        """The exec's WebSocket, upgraded (RFC 6455 section 4) and ready to read, as the
+        client's create_websocket asks for it (kubernetes/stream/ws_client.py: the
         Authorization header, v5 and v4 offered, the kubeconfig's proxy), with this Cluster's
-        one TLS context instead of a new one (and the CA bundle read again) per exec.
+        one TLS context.
 
-        Without a proxy, the TCP connection and the TLS handshake are made here, as
-        websocket-client makes them (websocket/_http.py: its socket options, the context's
-        wrap_socket with the host or tls-server-name), and handed to it for the upgrade, so
-        the exec's one deadline can cut every step.  Through a proxy (the kubeconfig's
-        proxy-url, or the https_proxy/http_proxy variables websocket-client reads itself)
-        websocket-client connects, tunnels and wraps; it takes no overall deadline, so it
-        runs in a daemon thread that is abandoned when the deadline passes."""
-        from websocket import DEFAULT_SOCKET_OPTION, WebSocket
-
+        Without a proxy, the TCP connection, the TLS handshake and the upgrade are made here
+        (docs/cluster.md "Exec": one deadline cuts every step, and reads are buffered).  Through a proxy (the kubeconfig's proxy-url, or the
+        https_proxy/http_proxy variables websocket-client reads itself) websocket-client
+        connects, tunnels, wraps and upgrades; it takes no overall deadline, so it runs in a
+        daemon thread that is abandoned when the deadline passes."""
         cfg = self.api.configuration
-        secure = ws_url.startswith("wss://")
-        header = ["sec-websocket-protocol: %s,%s" % (EXEC_V5, EXEC_V4)]
-        if "authorization" in headers:
-            header.insert(0, "authorization: %s" % headers["authorization"])
-        sslopt = self._exec_sslopt() if secure else {}
-        ws = WebSocket(sslopt=sslopt, skip_utf8_validation=False)
+        base = cfg.host.rstrip("/")
+        secure = base.startswith("https://")
+        auth = self._auth_header()
         remaining = max(0.001, deadline - time.monotonic())
         proxy_vars = ("https_proxy", "HTTPS_PROXY") if secure else ("http_proxy", "HTTP_PROXY")
         if cfg.proxy or cfg.proxy_headers or any(os.environ.get(v) for v in proxy_vars):
-            from kubernetes.stream.ws_client import websocket_proxycare
-
-            opts = websocket_proxycare({"header": header}, cfg, ws_url, headers)
-            box: Dict[str, Any] = {}
-
-            def connect():
-                try:
-                    ws.connect(ws_url, timeout=remaining, **opts)
-                    box["ws"] = ws
-                except BaseException as e:  # noqa: BLE001 - handed to the caller
-                    box["error"] = e
-
-            worker = threading.Thread(target=connect, name="exec-handshake", daemon=True)
-            worker.start()
-            worker.join(remaining)
-            if worker.is_alive():
-                raise _Overrun()
-            if "error" in box:
-                raise box["error"]
-            cut.on(ws.sock)
-            return ws
+            return self._exec_connect_proxied(base + target, auth, remaining, cut)
         import socket
+        from urllib.parse import urlsplit
 
-        host, port = _host_port(ws_url, secure)
+        parts = urlsplit(base)
+        host, port = parts.hostname or "", parts.port or (443 if secure else 80)
         sock = socket.create_connection((host, port), timeout=remaining)
         try:
             cut.on(sock)
-            for option in DEFAULT_SOCKET_OPTION:
-                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if secure:
+                sslopt = self._exec_sslopt()
                 sock = sslopt["context"].wrap_socket(sock, server_hostname=sslopt.get("server_hostname") or host,
                                                      do_handshake_on_connect=False, suppress_ragged_eofs=True)
                 cut.on(sock)
                 sock.do_handshake()
-            ws.connect(ws_url, socket=_ReadAhead(sock), header=header, timeout=remaining)
+            stream = _ExecStream.upgrade(sock, (parts.path or "") + target, parts.netloc.rpartition("@")[2], auth,
+                                         (EXEC_V5, EXEC_V4))
         except BaseException:
             sock.close()
             raise
-        return ws
+        return stream
+
+    def _exec_connect_proxied(self, url: str, auth: Optional[str], remaining: float, cut: "_SocketCut"):
+        from kubernetes.stream.ws_client import get_websocket_url, websocket_proxycare
+        from websocket import WebSocket
+
+        ws_url = get_websocket_url(url)
+        header = ["sec-websocket-protocol: %s,%s" % (EXEC_V5, EXEC_V4)]
+        if auth:
+            header.insert(0, "authorization: %s" % auth)
+        ws = WebSocket(sslopt=self._exec_sslopt() if ws_url.startswith("wss://") else {}, skip_utf8_validation=True)
+        opts = websocket_proxycare({"header": header}, self.api.configuration, ws_url,
+                                   {"authorization": auth} if auth else {})
+        box: Dict[str, Any] = {}
+
+        def connect():
+            try:
+                ws.connect(ws_url, timeout=remaining, **opts)
+                box["ws"] = ws
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box["error"] = e
+
+        worker = threading.Thread(target=connect, name="exec-handshake", daemon=True)
+        worker.start()
+        worker.join(remaining)
+        if worker.is_alive():
+            raise _Overrun()
+        if "error" in box:
+            raise box["error"]
+        cut.on(ws.sock)
+        return _ClientStream(ws)
 
     def _exec_sslopt(self) -> Dict[str, Any]:
-        """websocket-client's TLS options for every exec of this Cluster: one SSLContext,
-        built on first use from the kubeconfig exactly as the client's create_websocket asks
-        websocket-client to build one per connection (ws_client.py; websocket/_http.py
-        `_wrap_sni_socket`): the cluster's CA (else certifi's bundle) with the certificate and
-        the host name checked, or nothing checked under insecure-skip-tls-verify; the client
-        certificate and key; tls-server-name as the name sent and checked.  Reading the CA
-        bundle and building a context cost more client CPU than the handshake itself
-        (docs/cluster.md "Exec")."""
+        """TLS options for every exec of this Cluster: one SSLContext, built on first use from
+        the kubeconfig exactly as the client's create_websocket asks websocket-client to build
+        one per connection (ws_client.py; websocket/_http.py `_wrap_sni_socket`): the
+        cluster's CA (else certifi's bundle) with the certificate and the host name checked,
+        or nothing checked under insecure-skip-tls-verify; the client certificate and key;
+        tls-server-name as the name sent and checked.  Reading the CA bundle and building a
+        context cost more client CPU than the handshake itself (docs/cluster.md "Exec")."""
         with self._sslopt_lock:
             if self._sslopt is None:
                 import ssl
@@ -885,41 +910,41 @@ class Cluster:
                 self._sslopt = opt
             return self._sslopt
 
-    def _read_exec(self, sock, subprotocol: Optional[str], deadline: float, watchdog: "_Watchdog", what: str):
-        """(stdout bytes, stderr bytes, status bytes or None) from the exec's frames.  Each
-        frame is <channel byte><data>; channel 255 with one byte (v5 only) closes a channel.
-        The exec's watchdog shuts the socket at the deadline, so a frame that trickles in is
-        cut too."""
-        from websocket import ABNF, WebSocketException
-
-        v5 = (subprotocol or "") == EXEC_V5
+    def _read_exec(self, stream, deadline: float, watchdog: "_Watchdog", what: str):
+        """(stdout bytes, stderr bytes, status bytes or None) from the exec's messages.  Each
+        is <channel byte><data>; channel 255 with one byte (v5 only) closes a channel.  The
+        exec's watchdog shuts the socket at the deadline, so a frame that trickles in is cut
+        too; a frame longer than the output cap is refused before it is read."""
+        v5 = stream.subprotocol == EXEC_V5
         out, err, st = bytearray(), bytearray(), None
         expired = watchdog.expired
+        too_much = "%s wrote more than %d MiB: stopped (a domain XML is a few hundred KiB)" % (
+            what, EXEC_OUTPUT_CAP // (1024 * 1024))
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Overrun()
             # After the status only a close is expected: wait briefly for trailing frames.
-            sock.settimeout(min(remaining, 2.0) if st is not None else remaining)
+            stream.settimeout(min(remaining, 2.0) if st is not None else remaining)
             try:
-                opcode, frame = sock.recv_data_frame(True)
-            except (WebSocketException, OSError, ValueError):
+                opcode, data = stream.message(EXEC_OUTPUT_CAP + EXEC_STATUS_CAP + 1 - len(out) - len(err))
+            except _TooLarge:
+                raise ExecError(too_much) from None
+            except (OSError, ValueError, EOFError):
                 if expired.is_set() or (st is None and time.monotonic() >= deadline):
                     raise _Overrun() from None
                 break  # the connection ended (with or without a status: the caller decides)
-            if opcode == ABNF.OPCODE_CLOSE:
+            if opcode == _OP_CLOSE:
                 break
-            if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+            if opcode not in (_OP_TEXT, _OP_BINARY) or not data:
                 continue
-            data = frame.data if isinstance(frame.data, (bytes, bytearray)) else str(frame.data).encode()
             channel, payload = data[0], data[1:]
             if channel == 255 and v5:
                 continue  # CLOSE of one channel (data[1]); the status or the socket close ends us
             if channel in (1, 2):
                 (out if channel == 1 else err).extend(payload)
                 if len(out) + len(err) > EXEC_OUTPUT_CAP:
-                    raise ExecError("%s wrote more than %d MiB: stopped (a domain XML is a few hundred KiB)"
-                                    % (what, EXEC_OUTPUT_CAP // (1024 * 1024)))
+                    raise ExecError(too_much)
             elif channel == 3:
                 st = (st or b"") + payload
                 if len(st) > EXEC_STATUS_CAP:
@@ -1015,6 +1040,240 @@ class Cluster:
             yield items
             if not token:
                 return
+
+
+# --- The exec's WebSocket ---------------------------------------------------------------------
+
+_OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10  # RFC 6455 section 5.2
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3, for Sec-WebSocket-Accept
+HANDSHAKE_CAP = 64 * 1024  # the upgrade answer's status line and headers
+REFUSAL_CAP = 1024 * 1024  # the body of a refused upgrade (a metav1.Status)
+
+
+class _Refused(Exception):
+    """The API server answered the upgrade with something else than 101 (its Status body)."""
+
+    def __init__(self, status: int, body: str):
+        super().__init__("HTTP %d" % status)
+        self.status, self.body = status, body
+
+
+class _TooLarge(Exception):
+    """A message longer than the exec may still read (the caller's cap)."""
+
+
+class _ExecStream:
+    """The client end of the exec's WebSocket, for what an exec needs of RFC 6455: the upgrade
+    (section 4.1), then messages read whole from unmasked server frames (fragments joined,
+    control frames between them answered or skipped), and a masked close.  Reads go through
+    one buffer: websocket-client reads the upgrade answer a byte a call and every frame in
+    several, which cost about a millisecond of CPU an exec (docs/cluster.md "Exec")."""
+
+    __slots__ = ("sock", "subprotocol", "_buf", "_pos")
+
+    def __init__(self, sock, subprotocol: str, buffered: bytes):
+        self.sock, self.subprotocol = sock, subprotocol
+        self._buf, self._pos = buffered, 0
+
+    @classmethod
+    def upgrade(cls, sock, target: str, host: str, auth: Optional[str], protocols: Tuple[str, ...]) -> "_ExecStream":
+        import base64
+        import hashlib
+
+        key = base64.b64encode(os.urandom(16))
+        lines = ["GET %s HTTP/1.1" % target, "Host: %s" % host, "Upgrade: websocket", "Connection: Upgrade",
+                 "Sec-WebSocket-Key: %s" % key.decode(), "Sec-WebSocket-Version: 13",
+                 "Sec-WebSocket-Protocol: %s" % ",".join(protocols)]
+        if auth:
+            lines.append("Authorization: %s" % auth)
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+        data = b""
+        while True:
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(data) > HANDSHAKE_CAP:
+                raise ValueError("the answer to the exec's WebSocket upgrade has more than %d KiB of headers"
+                                 % (HANDSHAKE_CAP // 1024))
+            chunk = sock.recv(16384)
+            if not chunk:
+                raise EOFError("the connection closed during the exec's WebSocket upgrade")
+            data += chunk
+        head, rest = data[:end].decode("latin-1").split("\r\n"), data[end + 4:]
+        fields = head[0].split(" ", 2)
+        if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+            raise ValueError("the answer to the exec's WebSocket upgrade is not HTTP: %r" % head[0][:80])
+        headers: Dict[str, str] = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            headers[name] = (headers[name] + ", " if name in headers else "") + value.strip()
+        status = int(fields[1])
+        if status != 101:
+            raise _Refused(status, _refusal_body(sock, headers, rest))
+        accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest()).decode()
+        chosen = headers.get("sec-websocket-protocol", "")
+        if headers.get("upgrade", "").lower() != "websocket" or headers.get("sec-websocket-accept") != accept:
+            raise ValueError("the answer to the exec's WebSocket upgrade is not a WebSocket handshake")
+        if chosen not in protocols:
+            raise ValueError("the API server chose the exec protocol %r, not one offered (%s)"
+                             % (chosen[:80], ", ".join(protocols)))
+        return cls(sock, chosen, rest)
+
+    def settimeout(self, seconds: float) -> None:
+        self.sock.settimeout(seconds)
+
+    def _take(self, n: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        end = pos + n
+        if end <= len(buf):
+            self._pos = end
+            return buf[pos:end]
+        parts, have = [buf[pos:]], len(buf) - pos
+        while have < n:
+            chunk = self.sock.recv(max(16384, min(n - have, 1 << 20)))
+            if not chunk:
+                raise EOFError("the exec's connection closed")
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        self._buf, self._pos = data, n
+        return data[:n]
+
+    def message(self, limit: int) -> Tuple[int, bytes]:
+        """(opcode, payload) of the next text, binary or close message; at most `limit` bytes
+        of data are read (_TooLarge before a longer frame is read)."""
+        parts: Optional[List[bytes]] = None
+        first, size = _OP_BINARY, 0
+        while True:
+            b0, b1 = self._take(2)
+            opcode, n = b0 & 0x0F, b1 & 0x7F
+            if b0 & 0x70 or b1 & 0x80:
+                raise ValueError("a WebSocket frame with reserved bits or a mask from the server")
+            if n == 126:
+                n = int.from_bytes(self._take(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._take(8), "big")
+            if opcode >= 8:  # control frames: short, whole, possibly between fragments
+                if n > 125 or not b0 & 0x80:
+                    raise ValueError("a malformed WebSocket control frame")
+                payload = self._take(n)
+                if opcode == _OP_CLOSE:
+                    return opcode, payload
+                if opcode == _OP_PING:
+                    self._send(_OP_PONG, payload)
+                continue
+            if size + n > limit:
+                raise _TooLarge()
+            payload = self._take(n)
+            if opcode == _OP_CONT:
+                if parts is None:
+                    raise ValueError("a WebSocket continuation frame without a message")
+                parts.append(payload)
+            elif parts is not None:
+                raise ValueError("a new WebSocket message inside a fragmented one")
+            else:
+                first, parts = opcode, [payload]
+            size += n
+            if b0 & 0x80:
+                return first, parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        """One masked frame (a client's frames are masked, RFC 6455 section 5.3); control only."""
+        mask = os.urandom(4)
+        key = int.from_bytes((mask * (len(payload) // 4 + 1))[:len(payload)], "big") if payload else 0
+        body = (int.from_bytes(payload, "big") ^ key).to_bytes(len(payload), "big") if payload else b""
+        self.sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body)
+
+    def close(self) -> None:
+        """Send a normal close (1000) and drop the connection, not waiting for the server's."""
+        try:
+            self.sock.settimeout(0.2)
+            self._send(_OP_CLOSE, b"\x03\xe8")
+        except (OSError, ValueError):
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class _ClientStream:
+    """websocket-client's WebSocket (the proxied exec) as _read_exec reads an _ExecStream."""
+
+    __slots__ = ("ws", "subprotocol")
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.subprotocol = _subprotocol(ws)
+
+    def settimeout(self, seconds: float) -> None:
+        self.ws.settimeout(seconds)
+
+    def message(self, limit: int) -> Tuple[int, bytes]:
+        from websocket import WebSocketException
+
+        try:
+            opcode, frame = self.ws.recv_data_frame(True)
+        except WebSocketException as e:
+            raise EOFError(str(e)) from None
+        data = frame.data if isinstance(frame.data, (bytes, bytearray)) else str(frame.data).encode()
+        if len(data) > limit:
+            raise _TooLarge()
+        return opcode, bytes(data)
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=0)
+        except Exception:  # noqa: BLE001 - the socket may be gone already
+            pass
+
+
+def _refusal_body(sock, headers: Dict[str, str], rest: bytes) -> str:
+    """The body of a refused upgrade, for the Status in it (RFC 9112 section 6.3: by
+    Content-Length, chunked, or up to the close when the server says it closes), read up to
+    REFUSAL_CAP within the exec's deadline; "" when it is not JSON."""
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    length = headers.get("content-length", "").strip()
+    if chunked:
+        want = REFUSAL_CAP
+    elif length.isdigit():
+        want = min(int(length), REFUSAL_CAP)
+    elif "close" in headers.get("connection", "").lower():
+        want = REFUSAL_CAP
+    else:
+        want = 0
+    data = rest
+    try:
+        while len(data) < want and not (chunked and data.endswith(b"0\r\n\r\n")):
+            chunk = sock.recv(16384)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:  # the deadline's cut, a reset: what arrived is what there is
+        pass
+    if chunked:
+        data = _dechunk(data)
+    text = data[:REFUSAL_CAP].decode("utf-8", "replace").strip()
+    return text if text.startswith("{") else ""
+
+
+def _dechunk(data: bytes) -> bytes:
+    """A chunked body's data (RFC 9112 section 7.1), as far as it is whole."""
+    out, pos = [], 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            break
+        try:
+            size = int(data[pos:eol].split(b";")[0].strip() or b"0", 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out.append(data[eol + 2:eol + 2 + size])
+        pos = eol + 2 + size + 2
+    return b"".join(out)
 
 
 class _Overrun(Exception):
@@ -1118,48 +1377,11 @@ class _SocketCut:
             pass
 
 
-class _ReadAhead:
-    """The exec's TLS socket as websocket-client sees it, with reads buffered: it reads the
-    upgrade response one byte a call (websocket/_socket.py `recv_line`), about 250 reads and
-    as many GIL hand-offs an exec.  Everything else goes to the socket itself (gettimeout,
-    asked before every read, is bound here: __getattr__ costs as much as the read)."""
-
-    __slots__ = ("_sock", "_buf", "_pos", "gettimeout")
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-        self.gettimeout = sock.gettimeout
-
-    def recv(self, n: int) -> bytes:
-        pos = self._pos
-        if pos >= len(self._buf):
-            data = self._sock.recv(max(n, 16384))
-            if len(data) <= n:
-                return data
-            self._buf, pos = data, 0
-        self._pos = pos + n
-        return self._buf[pos:pos + n]
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
 class _Failed:
     """A non-2xx answer, in the shape _api_error reads (status, body, reason, content type)."""
 
     def __init__(self, status, body, reason, content_type=""):
         self.status, self.body, self.reason, self.content_type = status, body, reason, content_type
-
-
-def _host_port(ws_url: str, secure: bool) -> Tuple[str, int]:
-    """Host and port of a ws(s):// URL, as websocket-client reads them (websocket/_url.py
-    parse_url: the default port of the scheme; an IPv6 literal without its brackets)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(ws_url)
-    return parts.hostname or "", parts.port or (443 if secure else 80)
 
 
 def _subprotocol(ws) -> Optional[str]:
