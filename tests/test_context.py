@@ -268,7 +268,7 @@ def test_deferred_pydantic_names_behave_like_the_real_ones():
 
 
 def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_asked():
-    """cluster.py defers kubernetes.dynamic/watch/informer/leaderelection, certifi,
+    """cluster.py defers kubernetes.dynamic/watch/informer/leaderelection/stream, certifi,
     multiprocessing and typing_extensions while the client is imported: none is loaded after
     a start, the client's own uses of them answer as the real modules do, and importing them
     later gives the real modules."""
@@ -277,7 +277,8 @@ def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_
 
     code = ("import os, sys; from kubectl_virtio import cluster; cluster._import_client()\n"
             "deferred = ['kubernetes.dynamic', 'kubernetes.watch', 'kubernetes.informer',\n"
-            "            'kubernetes.leaderelection', 'certifi', 'multiprocessing', 'typing_extensions']\n"
+            "            'kubernetes.leaderelection', 'kubernetes.stream', 'websocket', 'certifi',\n"
+            "            'multiprocessing', 'typing_extensions']\n"
             "loaded = [m for m in deferred if m in sys.modules]\n"
             "assert not loaded, loaded\n"
             "from kubernetes import client\n"
@@ -286,6 +287,9 @@ def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_
             "assert ApiException(status=404).status == 404\n"
             "from kubernetes.dynamic import DynamicClient\n"
             "from kubernetes.watch import Watch\n"
+            "from kubernetes.stream.ws_client import get_websocket_url, websocket_proxycare\n"
+            "import websocket\n"
+            "assert get_websocket_url('https://h:1/x') == 'wss://h:1/x' and websocket.WebSocket\n"
             "import certifi, multiprocessing, typing_extensions\n"
             "assert os.path.exists(certifi.where()) and multiprocessing.cpu_count() == os.cpu_count()\n"
             "assert typing_extensions.TypedDict and callable(Watch().stream)\n"

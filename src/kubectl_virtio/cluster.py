@@ -85,6 +85,9 @@ _DEFERRED = {
     # stream/ws_client.py imports certifi (with importlib.resources) for create_websocket,
     # which we do not call; _exec_sslopt imports it when a kubeconfig has no CA.
     "certifi": ("where",),
+    # The exec speaks its WebSocket itself (_ExecStream); websocket-client and the client's
+    # stream package (6 ms of the import) are loaded only for an exec through a proxy.
+    "kubernetes.stream": ("stream", "portforward"),
     # Configuration() reads multiprocessing.cpu_count() for its pool size, the package's only
     # use on our path: the stand-in answers as multiprocessing does (_cpu_count).
     "multiprocessing": (),
@@ -194,7 +197,6 @@ def _import_client():
     try:
         import kubernetes.client  # noqa: F401
         import kubernetes.config  # noqa: F401
-        import kubernetes.stream.ws_client  # noqa: F401
     finally:
         for name in installed:  # later imports of these names get the real modules
             if type(sys.modules.get(name)) is _Deferred:
