@@ -304,12 +304,22 @@ def _load_client(kubeconfig: Optional[str], context: Optional[str], timeout: flo
     have_file = any(os.path.exists(p) for p in paths)
     try:
         if have_file:
+            # One loader, built as load_kube_config builds it (kube_config.py
+            # _get_kube_config_loader: the merged files, their save_changes to persist a refreshed
+            # token), sets the client up and names the context's namespace; load_kube_config and
+            # list_kube_config_contexts would each read and parse the files again.
+            from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
+
             cfg = client.Configuration()
-            config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-            contexts, active = config.list_kube_config_contexts(config_file=path)
-            if context:
-                active = next((c for c in contexts if c.get("name") == context), active)
-            namespace = (active or {}).get("context", {}).get("namespace") or "default"
+            merged = KubeConfigMerger(path)
+            if merged.config is None:
+                raise ConfigException("Invalid kube-config file. No configuration found.")
+            loader = KubeConfigLoader(config_dict=merged.config, config_base_path=None, active_context=context,
+                                      config_persister=merged.save_changes)
+            loader.load_and_set(cfg)
+            active = loader.current_context
+            namespace = (active.get("context") or {}).get("namespace") if isinstance(active, dict) else None
+            namespace = namespace or "default"
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             if context:
                 raise ClusterError("--context %s: no kubeconfig, only the in-cluster service account" % context)
