@@ -743,11 +743,10 @@ class Cluster:
         together; the output is capped at EXEC_OUTPUT_CAP.  A non-zero exit is a result; a
         kubelet failure, a stream without a status or an overrun is an ExecError/Timeout."""
         timeout = timeout or self.exec_timeout
-        query = [("command", a) for a in argv] + [("container", container), ("stderr", "true"),
-                                                  ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
         what = ("create", "", "pods/exec", ns, pod)
         path = "/api/v1/namespaces/%s/pods/%s/exec" % (_quote(ns), _quote(pod))
-        target = path + "?" + "&".join("%s=%s" % (k, quote(v, safe="")) for k, v in query)
+        target = "%s?%s&container=%s&stderr=true&stdin=false&stdout=true&tty=false" % (
+            path, "&".join("command=" + quote(a, safe="") for a in argv), quote(container, safe=""))
         start = time.perf_counter()
         deadline = time.monotonic() + timeout
         # One deadline for the whole exec -- connect, TLS, the upgrade, every frame: the
