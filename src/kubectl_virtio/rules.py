@@ -123,15 +123,15 @@ class Era(Frozen):
     """Releases [since, until) a rule holds for, read at the first and the last release of
     the span (`reads`); `models` when this era's models differ from the rule's."""
 
-    __slots__ = _fields = ("since", "until", "reads", "models")
+    # `span`, computed: the releases as a versions.Span, built once (Rule.era asks it for every
+    # device of every domain a fleet explains).
+    __slots__ = _fields = ("since", "until", "reads", "models", "span")
+    _no_repr = ("span",)
 
     def __init__(self, since: Optional[Version], until: Optional[Version], reads: Tuple[Read, ...],
                  models: Optional[Models] = None):
         self.since, self.until, self.reads, self.models = since, until, reads, models
-
-    @property
-    def span(self) -> Span:
-        return Span(self.since, self.until)
+        self.span = Span(since, until)
 
     def describe(self) -> str:
         return "%s: %s" % (self.span, " .. ".join(r.short() for r in self.reads))
@@ -246,11 +246,21 @@ class Rule(Frozen):
         return last.file + (" " + last.function if last.function else "")
 
     def era(self, version: Version) -> Optional[Era]:
-        return next((e for e in self.eras if e.span.holds(version)), None)
+        for e in self.eras:
+            if e.span.holds(version):
+                return e
+        return None
+
+    def _models_at(self, version: Version) -> Models:
+        e = self.era(version)
+        return e.models if e is not None and e.models else self.models
 
     def models_at(self, version: Optional[Version] = None) -> Models:
-        e = self.era(version) if version is not None else None
-        return e.models if e is not None and e.models else self.models
+        if version is None:
+            return self.models
+        # A row of the table: its models at this release were worked out once (_at).
+        at = _row_at(self, version)
+        return at[1] if at is not None else self._models_at(version)
 
     def model(self, flag: bool, arch: str, version: Optional[Version] = None) -> Optional[str]:
         models = self.models_at(version)
@@ -262,7 +272,14 @@ class Rule(Frozen):
         return set(self.model(f, arch, version) for f in (False, True))
 
     def holds_for(self, version: Version) -> bool:
-        return versions.holds(self.spans, version)
+        at = _row_at(self, version)
+        return at[0] if at is not None else self._holds_for(version)
+
+    def _holds_for(self, version: Version) -> bool:
+        for e in self.eras:
+            if e.span.holds(version):
+                return True
+        return False
 
     def _eras_in_order(self):
         return sorted(self.eras, key=lambda e: e.since or (0, 0, 0))
@@ -606,6 +623,22 @@ RULES: Tuple[Rule, ...] = (
 )
 
 BY_ID = {r.id: r for r in RULES}
+
+
+@functools.lru_cache(maxsize=64)
+def _at(version: Version) -> Dict[int, Tuple[bool, Models]]:
+    """Every row of the table at a release: id(row) -> (holds, models).  The rows are fixed at
+    import and live as long as the module, so their ids stay theirs; a Rule made elsewhere (a
+    test's) is not here and is worked out on each call.  A fleet asks each row's model for
+    every device of hundreds of domains of a few releases (bench/fleet --live)."""
+    return {id(r): (r._holds_for(version), r._models_at(version)) for r in RULES}
+
+
+def _row_at(rule: "Rule", version: Version) -> Optional[Tuple[bool, Models]]:
+    try:
+        return _at(version).get(id(rule))
+    except TypeError:  # a version that is not a tuple (a list): not cached
+        return None
 
 
 def rule(rule_id: str) -> Rule:
