@@ -87,3 +87,104 @@ def test_era_span_is_its_releases():
         for e in rule.eras:
             assert e.span == versions.Span(e.since, e.until)
             assert "span" not in repr(e)
+
+
+# --- select() and classify() keep their answers per distinct device ------------------------
+
+import pathlib  # noqa: E402
+
+from kubectl_virtio import domain as D  # noqa: E402
+from kubectl_virtio.rules import SpecDevice  # noqa: E402
+
+DOMAINS = pathlib.Path(__file__).parent / "data" / "domains"
+RELEASES = [versions.parse(v) for v in (
+    "v0.36.0", "v0.36.1", "v0.36.2", "v0.37.1", "v0.37.2", "v0.38.0", "v0.41.0", "v0.47.1", "v0.57.0", "v0.59.0",
+    "v1.0.0", "v1.1.0", "v1.1.1", "v1.3.0", "v1.4.1", "v1.5.1", "v1.6.0", "v1.9.0")]
+# What a `seen` may name besides the device's attributes in SEEN_READS.
+SEEN_HELPERS = {"versions", "has_flag", "startswith", "bool"}
+
+
+def test_every_seen_reads_only_the_attributes_classify_keys_on():
+    """classify() keeps its answer per (release, SEEN_READS of the device): a condition that
+    read another attribute (or called a helper that might) would be answered wrongly."""
+    for rule in R.RULES:
+        if rule.seen is None:
+            continue
+        code = rule.seen.__code__
+        assert code.co_varnames[:code.co_argcount] == ("d", "v"), rule.id
+        assert set(code.co_names) <= set(R.SEEN_READS) | SEEN_HELPERS, (rule.id, code.co_names)
+        assert not [c for c in code.co_consts if hasattr(c, "co_code")], rule.id  # no nested function
+        for cell in rule.seen.__closure__ or ():
+            value = cell.cell_contents
+            assert isinstance(value, str) or (isinstance(value, tuple) and all(isinstance(x, str) for x in value))
+
+
+def test_select_keys_on_every_field_of_the_spec_device():
+    dev = SpecDevice("disk", (1, 2, 3), "arm64", dtype="lun", bus="scsi", bus_defaulted=True, model="m",
+                     downward=True, passt=True, sriov=True, efi=True, on=False, usb=True, persistent=True,
+                     slirp=True)
+    assert R._spec_key(dev) == dev._values()
+    assert len(R._spec_key(dev)) == len(SpecDevice._fields)
+
+
+def _devices():
+    for p in sorted(DOMAINS.glob("*.xml")):
+        yield from D.parse(p.read_text()).devices
+
+
+def test_classify_gives_the_scan_s_answer_for_every_fixture_device_at_every_release_twice():
+    devs = list(_devices())
+    for _ in range(2):  # the second pass is answered from what the first kept
+        for v in RELEASES:
+            for d in devs:
+                assert R.classify(d, v) is R._classify(d, v), (d.kind, d.name, v)
+
+
+def test_classify_alternating_releases_and_aliases():
+    serial = D.Device("controller", "virtio-serial0", type="virtio-serial")  # no model
+    nic = D.Device("interface", "default", model="virtio", alias="ua-default")
+    balloon = D.Device("memballoon", "memballoon0", model="virtio")
+    vf = D.Device("hostdev", "vf", alias="ua-sriov-vf")
+    gpu = D.Device("hostdev", "gpu", alias="ua-gpu-gpu")
+    for _ in range(3):
+        assert R.classify(serial, (0, 36, 0)).id == "controller.virtio-serial.no-flag"
+        assert R.classify(serial, (0, 36, 1)).id == "controller.virtio-serial.libvirt"
+        assert R.classify(nic, (0, 37, 1)).id == "interface.virtio.no-flag"
+        assert R.classify(nic, (0, 37, 2)).id == "interface.virtio"
+        assert R.classify(balloon, (0, 37, 3)).id == "memballoon.legacy"
+        assert R.classify(balloon, (0, 38, 0)).id == "memballoon.virtio"
+        assert R.classify(vf, versions.NEWEST).id == "interface.sriov"
+        assert R.classify(gpu, versions.NEWEST).id == "hostdev"
+    # the answer follows a device changed in place between two calls
+    nic.model = "e1000"
+    assert R.classify(nic, (0, 37, 2)).id == "interface.emulated"
+
+
+def test_select_alternating_releases():
+    for _ in range(3):
+        assert R.select(SpecDevice("controller.scsi", (0, 36, 1), "amd64")).id == "controller.scsi.legacy"
+        assert R.select(SpecDevice("controller.scsi", (0, 36, 2), "amd64")).id == "controller.scsi"
+        assert R.select(SpecDevice("vsock", (0, 59, 0), "amd64")).id == "vsock.translated"
+        assert R.select(SpecDevice("vsock", (1, 0, 0), "amd64")).id == "vsock.virtio"
+        assert R.select(SpecDevice("disk", (0, 36, 0), "amd64", bus="virtio")).id == "disk.virtio.no-flag"
+        assert R.select(SpecDevice("disk", (0, 36, 1), "amd64", bus="virtio")).id == "disk.virtio"
+        assert R.select(SpecDevice("vsock", (0, 58, 0), "amd64")) is None
+        assert R.select(SpecDevice("interface", (1, 1, 1), "amd64", model="virtio", passt=True)).id \
+            == "interface.passt-sidecar"
+        assert R.select(SpecDevice("interface", (1, 1, 0), "amd64", model="virtio", passt=True)).id \
+            == "interface.virtio"
+
+
+def test_select_and_classify_take_values_a_key_cannot_hold():
+    dev = SpecDevice("panic", versions.NEWEST, "amd64", model=["isa"])  # a manifest's list
+    assert R.select(dev) is R._select(dev) and R.select(dev).id == "panic"
+    odd = D.Device("video", "video0", model=["vga"])
+    assert R.classify(odd, versions.NEWEST) is R._classify(odd, versions.NEWEST)
+
+
+def test_kept_answers_stay_bounded():
+    for i in range(R._KEPT + 10):
+        R.classify(D.Device("disk", "d", bus="virtio", alias="ua-d%d" % i), versions.NEWEST)
+        R.select(SpecDevice("panic", versions.NEWEST, "amd64", model="m%d" % i))
+    assert len(R._CLASSIFIED) <= R._KEPT and len(R._SELECTED) <= R._KEPT
+    assert R.classify(D.Device("disk", "d", bus="virtio", alias="ua-d1"), versions.NEWEST).id == "disk.virtio"

@@ -658,11 +658,49 @@ def _holding_at(version: Version):
 def select(dev: SpecDevice) -> Optional[Rule]:
     """The one rule that holds at the device's release and whose condition claims it (the
     first: more than one is a defect of the table, which tests/test_rules_property.py checks
-    with claims(), so the rest need not be asked)."""
+    with claims(), so the rest need not be asked).
+
+    A `when` reads only the SpecDevice, so the answer is kept per distinct device (all its
+    fields): a fleet's VMs ask the same few devices over and over."""
+    key = _spec_key(dev)
+    try:
+        hit = _SELECTED.get(key, _NONE)
+    except TypeError:  # a list or a map from the manifest (as a model): not kept
+        return _select(dev)
+    if hit is _NONE:
+        hit = _select(dev)
+        _remember(_SELECTED, key, hit)
+    return hit
+
+
+def _spec_key(dev: SpecDevice) -> tuple:
+    """Every field of the device, as Record._values() gives them (written out: faster)."""
+    return (dev.what, dev.version, dev.arch, dev.dtype, dev.bus, dev.bus_defaulted, dev.model, dev.downward,
+            dev.passt, dev.sriov, dev.efi, dev.on, dev.usb, dev.persistent, dev.slirp)
+
+
+def _select(dev: SpecDevice) -> Optional[Rule]:
     for r in _holding(dev.version, False):
         if r.when(dev):
             return r
     return None
+
+
+# Kept answers of select() and classify(); each dict is emptied when it reaches _KEPT entries
+# (a fleet has far fewer distinct devices).  Their values come from the fixed table, so a
+# thread that reads one while another fills it gets a right answer or none.  The conditions
+# only compare their fields with strings and releases or test their truth, so values that are
+# equal as keys (1 and True from a manifest) get the same answer.
+_NONE = object()
+_KEPT = 4096
+_SELECTED: Dict[tuple, Optional["Rule"]] = {}
+_CLASSIFIED: Dict[tuple, "Rule"] = {}
+
+
+def _remember(cache: Dict[tuple, object], key: tuple, value) -> None:
+    if len(cache) >= _KEPT:
+        cache.clear()
+    cache[key] = value
 
 
 @functools.lru_cache(maxsize=64)
@@ -678,9 +716,27 @@ def claims(dev: SpecDevice):
     return [r for r in _holding(dev.version, False) if r.when(dev)]
 
 
+# The attributes of a domain device (domain.Device) that the `seen` conditions read: with the
+# release they decide classify()'s answer, which is kept per distinct tuple of them.
+# tests/test_rules_cache.py checks every `seen` against this list.
+SEEN_READS = ("kind", "type", "device", "bus", "model", "alias")
+
+
 def classify(dev, version: Version) -> Rule:
     """The row that produces a device seen in a domain XML: the first holding row whose
     `seen` condition is true (libvirt.other at the end takes the rest)."""
+    key = (version, dev.kind, dev.type, dev.device, dev.bus, dev.model, dev.alias)
+    try:
+        hit = _CLASSIFIED.get(key)
+    except TypeError:  # not a value a domain XML gives: not kept
+        return _classify(dev, version)
+    if hit is None:
+        hit = _classify(dev, version)
+        _remember(_CLASSIFIED, key, hit)
+    return hit
+
+
+def _classify(dev, version: Version) -> Rule:
     for r in _holding(version, True):
         if r.seen(dev, version):
             return r
