@@ -16,8 +16,9 @@ converter"):
 """
 from __future__ import annotations
 
+import functools
 import string
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from kubectl_virtio import rules as R
 from kubectl_virtio import versions
@@ -308,12 +309,12 @@ class _Predictor:
     def finish(self) -> Dict[str, str]:
         used = {e.rule.id for e in self.out}
         out = {}
-        for r in R.rules_for(self.version):
-            if r.id in used:
+        absent = self.absent
+        for rule_id, why in _absent_texts(self.version):
+            if rule_id in used:
                 continue
-            out[r.id] = self.absent.get(r.id) or r.unpredicted or "nothing in the spec meets its condition (%s)" % (
-                r.condition)
-        for k, v in self.absent.items():
+            out[rule_id] = absent.get(rule_id) or why
+        for k, v in absent.items():
             if ":" in k:  # a spec device no rule makes at this release
                 out[k] = v
         return out
@@ -387,6 +388,14 @@ class _Predictor:
             why = "interfaces[%s].slirp with model %s -> %s" % (name, model, literal)
         self.add("interface", name, SpecDevice("interface", self.version, self.arch, model=str(model), passt=passt,
                                                slirp=slirp), why, literal=literal)
+
+
+@functools.lru_cache(maxsize=64)
+def _absent_texts(version) -> Tuple[Tuple[str, str], ...]:
+    """(rule id, why a prediction has no device of it) for every rule holding at the release,
+    in table order, when the spec says nothing more: the same for every VM of a release."""
+    return tuple((r.id, r.unpredicted or "nothing in the spec meets its condition (%s)" % r.condition)
+                 for r in R.rules_for(version))
 
 
 def _input_bus(inp, pref) -> str:

@@ -263,7 +263,12 @@ class Rule(Frozen):
         return at[1] if at is not None else self._models_at(version)
 
     def model(self, flag: bool, arch: str, version: Optional[Version] = None) -> Optional[str]:
-        models = self.models_at(version)
+        # models_at(version), written out: this is asked for every device of every domain.
+        if version is None:
+            models = self.models
+        else:
+            at = _row_at(self, version)
+            models = at[1] if at is not None else self._models_at(version)
         arch = arch if arch in models else "amd64"
         return models[arch][1 if flag else 0]
 
