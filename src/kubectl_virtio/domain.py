@@ -275,14 +275,27 @@ def _int(v: Optional[str]) -> Optional[int]:
         return None
 
 
+# The fields of an Address per distinct tuple of <address> attributes: a fleet's domains have
+# a few hundred distinct ones (PCI bus/slot pairs, drive units).  Each device still gets an
+# Address of its own; emptied when it reaches _ADDRESSES_KEPT entries.
+_ADDRESSES: Dict[tuple, tuple] = {}
+_ADDRESSES_KEPT = 4096
+
+
 def _address(a) -> Optional[Address]:
     """The device's <address> element as an Address (None: it has none)."""
     if a is None:
         return None
-    get = a.get
-    return Address(type=get("type") or "?", bus=_int(get("bus")), slot=_int(get("slot")),
-                   function=_int(get("function")), domain=_int(get("domain")), devno=get("devno"),
-                   controller=_int(get("controller")))
+    key = tuple(a.items())
+    fields = _ADDRESSES.get(key)
+    if fields is None:
+        get = a.get
+        fields = (get("type") or "?", _int(get("bus")), _int(get("slot")), _int(get("function")),
+                  _int(get("domain")), get("devno"), _int(get("controller")))
+        if len(_ADDRESSES) >= _ADDRESSES_KEPT:
+            _ADDRESSES.clear()
+        _ADDRESSES[key] = fields
+    return Address(*fields)  # type, bus, slot, function, domain, devno, controller
 
 
 def _first_children(el) -> Dict[object, object]:
@@ -447,14 +460,17 @@ _ATTR_RE = re.compile(r"([\w:-]+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")")
 
 
 class _LineElement:
-    """Just enough of the lxml element API for _device_from_element: tag, get, sourceline and
-    its children by iteration."""
+    """Just enough of the lxml element API for _device_from_element: tag, get, items,
+    sourceline and its children by iteration."""
 
     def __init__(self, tag, attrs, line):
         self.tag, self.attrib, self.sourceline, self.children = tag, attrs, line, []
 
     def get(self, k, default=None):
         return self.attrib.get(k, default)
+
+    def items(self):
+        return list(self.attrib.items())
 
     def __iter__(self):
         return iter(self.children)
