@@ -96,11 +96,18 @@ def _known(field_name: str, version) -> bool:
 
 def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
     """Every device the converter emits for this spec, in domain order (disks first)."""
-    return prediction(vm, arch, version).devices
+    return _walk(vm, arch, version)[0].out  # the devices only: no reasons for absent rules
 
 
 def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
     """The devices, and for every rule without a device, why."""
+    p, notes, through_vm = _walk(vm, arch, version)
+    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes + p.skipped)
+
+
+def _walk(vm: VMSpec, arch: str, version):
+    """(the predictor with every device added, the notes, whether the VM controller builds
+    the VMI): the spec walked once, for prediction() and predict()."""
     arch = R.effective_arch(arch, version)
     through_vm = vm.kind in R.THROUGH_VM_CONTROLLER
     p = _Predictor(arch, version)
@@ -278,7 +285,7 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
         if isinstance(gpu, dict):
             p.add("hostdev", str(gpu.get("name")), SpecDevice("hostdev", version, arch),
                   "host device %s" % gpu.get("name"))
-    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes + p.skipped)
+    return p, notes, through_vm
 
 
 class _Predictor:
