@@ -188,3 +188,35 @@ def test_kept_answers_stay_bounded():
         R.select(SpecDevice("panic", versions.NEWEST, "amd64", model="m%d" % i))
     assert len(R._CLASSIFIED) <= R._KEPT and len(R._SELECTED) <= R._KEPT
     assert R.classify(D.Device("disk", "d", bus="virtio", alias="ua-d1"), versions.NEWEST).id == "disk.virtio"
+
+
+
+def test_absent_reasons_follow_the_release_when_releases_alternate():
+    """prediction().absent: every rule holding at the release that no device uses, in table
+    order, with the spec's own reason in place where it gave one, then the spec devices no
+    rule makes; the generic texts are kept per release."""
+    from kubectl_virtio import predict as P
+    from kubectl_virtio.spec import vm_from_object
+
+    vm = vm_from_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "a"},
+                         "spec": {"template": {"spec": {"domain": {"devices": {
+                             "disks": [{"name": "root", "disk": {"bus": "virtio"}}], "disableHotplug": True}}}}}})
+    no_scsi = "disableHotplug = true and no disk on bus scsi: no SCSI controller"
+    for _ in range(2):
+        for v in ((1, 3, 0), (1, 9, 0)):
+            pred = P.prediction(vm, "s390x", v)
+            used = {e.rule.id for e in pred.devices}
+            keys = list(pred.absent)
+            rule_keys = [r.id for r in R.RULES if r.holds_for(v) and r.id not in used]
+            assert keys[:len(rule_keys)] == rule_keys, v
+            assert pred.absent["controller.scsi"] == no_scsi
+            for k in rule_keys:
+                if k != "controller.scsi":
+                    r = R.rule(k)
+                    assert pred.absent[k] == (r.unpredicted or "nothing in the spec meets its condition (%s)"
+                                              % r.condition), (k, v)
+            if v == (1, 3, 0):  # s390x gets its virtio keyboard from v1.4.1: no rule makes it
+                assert keys[len(rule_keys):] == ["input:keyboard0"]
+                assert "v1.3.0 adds no keyboard" in pred.absent["input:keyboard0"]
+            else:
+                assert keys[len(rule_keys):] == [] and "input.s390x-keyboard" in used

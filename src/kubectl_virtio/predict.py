@@ -314,15 +314,15 @@ class _Predictor:
             self.absent.setdefault(rid, why)
 
     def finish(self) -> Dict[str, str]:
-        used = {e.rule.id for e in self.out}
-        out = {}
-        absent = self.absent
-        for rule_id, why in _absent_texts(self.version):
-            if rule_id in used:
-                continue
-            out[rule_id] = absent.get(rule_id) or why
-        for k, v in absent.items():
-            if ":" in k:  # a spec device no rule makes at this release
+        # Every rule holding at the release, in table order, minus those a device uses; what
+        # the spec said about a rule replaces the generic text in place (the order stays).
+        out = dict(_absent_texts(self.version))
+        for e in self.out:
+            out.pop(e.rule.id, None)
+        for k, v in self.absent.items():
+            if ":" in k:  # a spec device no rule makes at this release: after the rules
+                out[k] = v
+            elif v and k in out:
                 out[k] = v
         return out
 
