@@ -3,9 +3,14 @@ cached answer must be the one for the release asked, whatever was asked before.
 
 Each test asks releases alternately on both sides of a boundary and compares with the
 answer worked out from the table's data here, without the cache."""
+import pathlib
+
+from kubectl_virtio import domain as D
+from kubectl_virtio import predict as P
 from kubectl_virtio import rules as R
 from kubectl_virtio import versions
-from kubectl_virtio.rules import NT, T, UNSUPPORTED, Era, Read, Rule
+from kubectl_virtio.rules import NT, T, UNSUPPORTED, Era, Read, Rule, SpecDevice
+from kubectl_virtio.spec import vm_from_object
 
 
 def _before(v):
@@ -91,11 +96,6 @@ def test_era_span_is_its_releases():
 
 # --- select() and classify() keep their answers per distinct device ------------------------
 
-import pathlib  # noqa: E402
-
-from kubectl_virtio import domain as D  # noqa: E402
-from kubectl_virtio.rules import SpecDevice  # noqa: E402
-
 DOMAINS = pathlib.Path(__file__).parent / "data" / "domains"
 RELEASES = [versions.parse(v) for v in (
     "v0.36.0", "v0.36.1", "v0.36.2", "v0.37.1", "v0.37.2", "v0.38.0", "v0.41.0", "v0.47.1", "v0.57.0", "v0.59.0",
@@ -117,6 +117,11 @@ def test_every_seen_reads_only_the_attributes_classify_keys_on():
         for cell in rule.seen.__closure__ or ():
             value = cell.cell_contents
             assert isinstance(value, str) or (isinstance(value, tuple) and all(isinstance(x, str) for x in value))
+
+
+def test_classify_keys_on_the_release_and_every_attribute_in_seen_reads():
+    dev = D.Device("disk", "n", type="file", device="disk", bus="virtio", model="m", alias="ua-n")
+    assert R._seen_key(dev, (1, 2, 3)) == ((1, 2, 3),) + tuple(getattr(dev, a) for a in R.SEEN_READS)
 
 
 def test_select_keys_on_every_field_of_the_spec_device():
@@ -195,9 +200,6 @@ def test_absent_reasons_follow_the_release_when_releases_alternate():
     """prediction().absent: every rule holding at the release that no device uses, in table
     order, with the spec's own reason in place where it gave one, then the spec devices no
     rule makes; the generic texts are kept per release."""
-    from kubectl_virtio import predict as P
-    from kubectl_virtio.spec import vm_from_object
-
     vm = vm_from_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "a"},
                          "spec": {"template": {"spec": {"domain": {"devices": {
                              "disks": [{"name": "root", "disk": {"bus": "virtio"}}], "disableHotplug": True}}}}}})

@@ -635,7 +635,7 @@ def _at(version: Version) -> Dict[int, Tuple[bool, Models]]:
     """Every row of the table at a release: id(row) -> (holds, models).  The rows are fixed at
     import and live as long as the module, so their ids stay theirs; a Rule made elsewhere (a
     test's) is not here and is worked out on each call.  A fleet asks each row's model for
-    every device of hundreds of domains of a few releases (bench/fleet --live)."""
+    every device of hundreds of domains of a few releases (bench/core, bench/fleet --live)."""
     return {id(r): (r._holds_for(version), r._models_at(version)) for r in RULES}
 
 
@@ -730,7 +730,7 @@ SEEN_READS = ("kind", "type", "device", "bus", "model", "alias")
 def classify(dev, version: Version) -> Rule:
     """The row that produces a device seen in a domain XML: the first holding row whose
     `seen` condition is true (libvirt.other at the end takes the rest)."""
-    key = (version, dev.kind, dev.type, dev.device, dev.bus, dev.model, dev.alias)
+    key = _seen_key(dev, version)
     try:
         hit = _CLASSIFIED.get(key)
     except TypeError:  # not a value a domain XML gives: not kept
@@ -739,6 +739,11 @@ def classify(dev, version: Version) -> Rule:
         hit = _classify(dev, version)
         _remember(_CLASSIFIED, key, hit)
     return hit
+
+
+def _seen_key(dev, version: Version) -> tuple:
+    """The release and the device's SEEN_READS, in that order (written out: faster)."""
+    return version, dev.kind, dev.type, dev.device, dev.bus, dev.model, dev.alias
 
 
 def _classify(dev, version: Version) -> Rule:
