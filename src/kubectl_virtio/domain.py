@@ -190,11 +190,23 @@ def parse(text, source: str = "domain XML", fragment: bool = False) -> Domain:
     if root.tag != "domain":
         raise InputError("%s has root element <%s>, not <domain>: is it a `virsh dumpxml` output?"
                          % (source, clip(root.tag, 60)))
-    dom = Domain(name=_text(root, "name"), uuid=_text(root, "uuid"), virt_type=root.get("type"))
-    ostype = root.find("os/type")
+    # One walk over the top level instead of a find() per element read (as find: the first
+    # <name>, <uuid> and <devices>, and the first <type> of an <os>).
+    top: Dict[object, object] = {}
+    ostype = None
+    for c in root:
+        tag = c.tag
+        if tag not in top:
+            top[tag] = c
+        if ostype is None and tag == "os":
+            for t in c:
+                if t.tag == "type":
+                    ostype = t
+                    break
+    dom = Domain(name=_stripped(top.get("name")), uuid=_stripped(top.get("uuid")), virt_type=root.get("type"))
     if ostype is not None:
         dom.arch, dom.machine = ostype.get("arch"), ostype.get("machine")
-    devices = root.find("devices")
+    devices = top.get("devices")
     _read_devices(dom, list(devices) if devices is not None else [])
     return dom
 
@@ -245,8 +257,7 @@ def _parse_fragment(text: str, raw: bytes, source: str) -> Domain:
     return dom
 
 
-def _text(el, path) -> Optional[str]:
-    found = el.find(path)
+def _stripped(found) -> Optional[str]:
     return found.text.strip() if found is not None and found.text else None
 
 
@@ -264,13 +275,38 @@ def _int(v: Optional[str]) -> Optional[int]:
         return None
 
 
-def _address(el) -> Optional[Address]:
-    a = el.find("address") if hasattr(el, "find") else None
+# The fields of an Address per distinct tuple of <address> attributes: a fleet's domains have
+# a few hundred distinct ones (PCI bus/slot pairs, drive units).  Each device still gets an
+# Address of its own; emptied when it reaches _ADDRESSES_KEPT entries.
+_ADDRESSES: Dict[tuple, tuple] = {}
+_ADDRESSES_KEPT = 4096
+
+
+def _address(a) -> Optional[Address]:
+    """The device's <address> element as an Address (None: it has none)."""
     if a is None:
         return None
-    return Address(type=a.get("type") or "?", bus=_int(a.get("bus")), slot=_int(a.get("slot")),
-                   function=_int(a.get("function")), domain=_int(a.get("domain")), devno=a.get("devno"),
-                   controller=_int(a.get("controller")))
+    key = tuple(a.items())
+    fields = _ADDRESSES.get(key)
+    if fields is None:
+        get = a.get
+        fields = (get("type") or "?", _int(get("bus")), _int(get("slot")), _int(get("function")),
+                  _int(get("domain")), get("devno"), _int(get("controller")))
+        if len(_ADDRESSES) >= _ADDRESSES_KEPT:
+            _ADDRESSES.clear()
+        _ADDRESSES[key] = fields
+    return Address(*fields)  # type, bus, slot, function, domain, devno, controller
+
+
+def _first_children(el) -> Dict[object, object]:
+    """tag -> the first child element with that tag, as el.find(tag) gives it, in one walk
+    over the children (find() costs a path lookup each, and a device asks up to five)."""
+    first: Dict[object, object] = {}
+    for c in el:
+        tag = c.tag
+        if tag not in first:
+            first[tag] = c
+    return first
 
 
 def _read_devices(dom: Domain, elements) -> None:
@@ -286,11 +322,12 @@ def _read_devices(dom: Domain, elements) -> None:
 
 def _device_from_element(el) -> Device:
     kind = el.tag
-    alias_el = el.find("alias")
-    target = el.find("target")
+    children = _first_children(el)
+    alias_el = children.get("alias")
+    target = children.get("target")
     dev = Device(kind=kind, name="", type=el.get("type"), alias=alias_el.get("name") if alias_el is not None else None,
-                 address=_address(el), line=el.sourceline)
-    model_child = el.find("model")
+                 address=_address(children.get("address")), line=el.sourceline)
+    model_child = children.get("model")
     if kind == "disk":
         dev.device = el.get("device") or "disk"
         dev.model = el.get("model")
@@ -298,7 +335,7 @@ def _device_from_element(el) -> Device:
             dev.bus, dev.target = target.get("bus"), target.get("dev")
     elif kind == "interface":
         dev.model = model_child.get("type") if model_child is not None else None
-        driver = el.find("driver")
+        driver = children.get("driver")
         dev.driver = driver.get("name") if driver is not None else None
     elif kind == "video":
         dev.model = model_child.get("type") if model_child is not None else None
@@ -307,7 +344,7 @@ def _device_from_element(el) -> Device:
         dev.index = _int(el.get("index"))
     elif kind == "filesystem":
         dev.model = el.get("model")
-        driver = el.find("driver")
+        driver = children.get("driver")
         dev.driver = driver.get("type") if driver is not None else None
         if target is not None:
             dev.target = target.get("dir")
@@ -423,7 +460,8 @@ _ATTR_RE = re.compile(r"([\w:-]+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")")
 
 
 class _LineElement:
-    """Just enough of the lxml element API for _device_from_element."""
+    """Just enough of the lxml element API for _device_from_element: tag, get, items,
+    sourceline and its children by iteration."""
 
     def __init__(self, tag, attrs, line):
         self.tag, self.attrib, self.sourceline, self.children = tag, attrs, line, []
@@ -431,11 +469,11 @@ class _LineElement:
     def get(self, k, default=None):
         return self.attrib.get(k, default)
 
-    def find(self, tag):
-        for c in self.children:
-            if c.tag == tag:
-                return c
-        return None
+    def items(self):
+        return list(self.attrib.items())
+
+    def __iter__(self):
+        return iter(self.children)
 
 
 def _parse_lines(text: str, source: str = "the input") -> Optional[Domain]:

@@ -192,11 +192,12 @@ def explain(vm=None, dom: Optional[D.Domain] = None, *, arch: Optional[str] = No
                vm.preference_hint() if offline_pref else None, brief)
 
     for dev in live_devices:
-        exp = by_key.get(dev.key)
+        key = dev.key
+        exp = by_key.get(key)
         if exp is not None:
-            used.add(dev.key)
-        out.append(_explain_live(dev, exp, version, ctx, running.get(dev.key), gone=bool(running) and
-                                 exp is None and dev.key in running))
+            used.add(key)
+        out.append(_explain_live(dev, exp, version, ctx, running.get(key), gone=bool(running) and
+                                 exp is None and key in running))
     for exp in expected:
         if (exp.kind, exp.name) in used:
             continue

@@ -16,8 +16,9 @@ converter"):
 """
 from __future__ import annotations
 
+import functools
 import string
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from kubectl_virtio import rules as R
 from kubectl_virtio import versions
@@ -95,11 +96,18 @@ def _known(field_name: str, version) -> bool:
 
 def predict(vm: VMSpec, arch: str, version=versions.NEWEST) -> List[Expected]:
     """Every device the converter emits for this spec, in domain order (disks first)."""
-    return prediction(vm, arch, version).devices
+    return _walk(vm, arch, version)[0].out  # the devices only: no reasons for absent rules
 
 
 def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
     """The devices, and for every rule without a device, why."""
+    p, notes, through_vm = _walk(vm, arch, version)
+    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes + p.skipped)
+
+
+def _walk(vm: VMSpec, arch: str, version):
+    """(the predictor with every device added, the notes, whether the VM controller builds
+    the VMI): the spec walked once, for prediction() and predict()."""
     arch = R.effective_arch(arch, version)
     through_vm = vm.kind in R.THROUGH_VM_CONTROLLER
     p = _Predictor(arch, version)
@@ -277,7 +285,7 @@ def prediction(vm: VMSpec, arch: str, version=versions.NEWEST) -> Prediction:
         if isinstance(gpu, dict):
             p.add("hostdev", str(gpu.get("name")), SpecDevice("hostdev", version, arch),
                   "host device %s" % gpu.get("name"))
-    return Prediction(p.out, p.finish(), vm.kind, through_vm, notes + p.skipped)
+    return p, notes, through_vm
 
 
 class _Predictor:
@@ -306,15 +314,15 @@ class _Predictor:
             self.absent.setdefault(rid, why)
 
     def finish(self) -> Dict[str, str]:
-        used = {e.rule.id for e in self.out}
-        out = {}
-        for r in R.rules_for(self.version):
-            if r.id in used:
-                continue
-            out[r.id] = self.absent.get(r.id) or r.unpredicted or "nothing in the spec meets its condition (%s)" % (
-                r.condition)
+        # Every rule holding at the release, in table order, minus those a device uses; what
+        # the spec said about a rule replaces the generic text in place (the order stays).
+        out = dict(_absent_texts(self.version))
+        for e in self.out:
+            out.pop(e.rule.id, None)
         for k, v in self.absent.items():
-            if ":" in k:  # a spec device no rule makes at this release
+            if ":" in k:  # a spec device no rule makes at this release: after the rules
+                out[k] = v
+            elif v and k in out:
                 out[k] = v
         return out
 
@@ -387,6 +395,14 @@ class _Predictor:
             why = "interfaces[%s].slirp with model %s -> %s" % (name, model, literal)
         self.add("interface", name, SpecDevice("interface", self.version, self.arch, model=str(model), passt=passt,
                                                slirp=slirp), why, literal=literal)
+
+
+@functools.lru_cache(maxsize=64)
+def _absent_texts(version) -> Tuple[Tuple[str, str], ...]:
+    """(rule id, why a prediction has no device of it) for every rule holding at the release,
+    in table order, when the spec says nothing more: the same for every VM of a release."""
+    return tuple((r.id, r.unpredicted or "nothing in the spec meets its condition (%s)" % r.condition)
+                 for r in R.rules_for(version))
 
 
 def _input_bus(inp, pref) -> str:

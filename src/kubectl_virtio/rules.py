@@ -123,15 +123,15 @@ class Era(Frozen):
     """Releases [since, until) a rule holds for, read at the first and the last release of
     the span (`reads`); `models` when this era's models differ from the rule's."""
 
-    __slots__ = _fields = ("since", "until", "reads", "models")
+    # `span`, computed: the releases as a versions.Span, built once (Rule.era asks it for every
+    # device of every domain a fleet explains).
+    __slots__ = _fields = ("since", "until", "reads", "models", "span")
+    _no_repr = ("span",)
 
     def __init__(self, since: Optional[Version], until: Optional[Version], reads: Tuple[Read, ...],
                  models: Optional[Models] = None):
         self.since, self.until, self.reads, self.models = since, until, reads, models
-
-    @property
-    def span(self) -> Span:
-        return Span(self.since, self.until)
+        self.span = Span(since, until)
 
     def describe(self) -> str:
         return "%s: %s" % (self.span, " .. ".join(r.short() for r in self.reads))
@@ -246,14 +246,29 @@ class Rule(Frozen):
         return last.file + (" " + last.function if last.function else "")
 
     def era(self, version: Version) -> Optional[Era]:
-        return next((e for e in self.eras if e.span.holds(version)), None)
+        for e in self.eras:
+            if e.span.holds(version):
+                return e
+        return None
 
-    def models_at(self, version: Optional[Version] = None) -> Models:
-        e = self.era(version) if version is not None else None
+    def _models_at(self, version: Version) -> Models:
+        e = self.era(version)
         return e.models if e is not None and e.models else self.models
 
+    def models_at(self, version: Optional[Version] = None) -> Models:
+        if version is None:
+            return self.models
+        # A row of the table: its models at this release were worked out once (_at).
+        at = _row_at(self, version)
+        return at[1] if at is not None else self._models_at(version)
+
     def model(self, flag: bool, arch: str, version: Optional[Version] = None) -> Optional[str]:
-        models = self.models_at(version)
+        # models_at(version), written out: this is asked for every device of every domain.
+        if version is None:
+            models = self.models
+        else:
+            at = _row_at(self, version)
+            models = at[1] if at is not None else self._models_at(version)
         arch = arch if arch in models else "amd64"
         return models[arch][1 if flag else 0]
 
@@ -262,7 +277,14 @@ class Rule(Frozen):
         return set(self.model(f, arch, version) for f in (False, True))
 
     def holds_for(self, version: Version) -> bool:
-        return versions.holds(self.spans, version)
+        at = _row_at(self, version)
+        return at[0] if at is not None else self._holds_for(version)
+
+    def _holds_for(self, version: Version) -> bool:
+        for e in self.eras:
+            if e.span.holds(version):
+                return True
+        return False
 
     def _eras_in_order(self):
         return sorted(self.eras, key=lambda e: e.since or (0, 0, 0))
@@ -608,6 +630,22 @@ RULES: Tuple[Rule, ...] = (
 BY_ID = {r.id: r for r in RULES}
 
 
+@functools.lru_cache(maxsize=64)
+def _at(version: Version) -> Dict[int, Tuple[bool, Models]]:
+    """Every row of the table at a release: id(row) -> (holds, models).  The rows are fixed at
+    import and live as long as the module, so their ids stay theirs; a Rule made elsewhere (a
+    test's) is not here and is worked out on each call.  A fleet asks each row's model for
+    every device of hundreds of domains of a few releases (bench/core, bench/fleet --live)."""
+    return {id(r): (r._holds_for(version), r._models_at(version)) for r in RULES}
+
+
+def _row_at(rule: "Rule", version: Version) -> Optional[Tuple[bool, Models]]:
+    try:
+        return _at(version).get(id(rule))
+    except TypeError:  # a version that is not a tuple (a list): not cached
+        return None
+
+
 def rule(rule_id: str) -> Rule:
     return BY_ID[rule_id]
 
@@ -625,11 +663,49 @@ def _holding_at(version: Version):
 def select(dev: SpecDevice) -> Optional[Rule]:
     """The one rule that holds at the device's release and whose condition claims it (the
     first: more than one is a defect of the table, which tests/test_rules_property.py checks
-    with claims(), so the rest need not be asked)."""
+    with claims(), so the rest need not be asked).
+
+    A `when` reads only the SpecDevice, so the answer is kept per distinct device (all its
+    fields): a fleet's VMs ask the same few devices over and over."""
+    key = _spec_key(dev)
+    try:
+        hit = _SELECTED.get(key, _NONE)
+    except TypeError:  # a list or a map from the manifest (as a model): not kept
+        return _select(dev)
+    if hit is _NONE:
+        hit = _select(dev)
+        _remember(_SELECTED, key, hit)
+    return hit
+
+
+def _spec_key(dev: SpecDevice) -> tuple:
+    """Every field of the device, as Record._values() gives them (written out: faster)."""
+    return (dev.what, dev.version, dev.arch, dev.dtype, dev.bus, dev.bus_defaulted, dev.model, dev.downward,
+            dev.passt, dev.sriov, dev.efi, dev.on, dev.usb, dev.persistent, dev.slirp)
+
+
+def _select(dev: SpecDevice) -> Optional[Rule]:
     for r in _holding(dev.version, False):
         if r.when(dev):
             return r
     return None
+
+
+# Kept answers of select() and classify(); each dict is emptied when it reaches _KEPT entries
+# (a fleet has far fewer distinct devices).  Their values come from the fixed table, so a
+# thread that reads one while another fills it gets a right answer or none.  The conditions
+# only compare their fields with strings and releases or test their truth, so values that are
+# equal as keys (1 and True from a manifest) get the same answer.
+_NONE = object()
+_KEPT = 4096
+_SELECTED: Dict[tuple, Optional["Rule"]] = {}
+_CLASSIFIED: Dict[tuple, "Rule"] = {}
+
+
+def _remember(cache: Dict[tuple, object], key: tuple, value) -> None:
+    if len(cache) >= _KEPT:
+        cache.clear()
+    cache[key] = value
 
 
 @functools.lru_cache(maxsize=64)
@@ -645,9 +721,32 @@ def claims(dev: SpecDevice):
     return [r for r in _holding(dev.version, False) if r.when(dev)]
 
 
+# The attributes of a domain device (domain.Device) that the `seen` conditions read: with the
+# release they decide classify()'s answer, which is kept per distinct tuple of them.
+# tests/test_rules_cache.py checks every `seen` against this list.
+SEEN_READS = ("kind", "type", "device", "bus", "model", "alias")
+
+
 def classify(dev, version: Version) -> Rule:
     """The row that produces a device seen in a domain XML: the first holding row whose
     `seen` condition is true (libvirt.other at the end takes the rest)."""
+    key = _seen_key(dev, version)
+    try:
+        hit = _CLASSIFIED.get(key)
+    except TypeError:  # not a value a domain XML gives: not kept
+        return _classify(dev, version)
+    if hit is None:
+        hit = _classify(dev, version)
+        _remember(_CLASSIFIED, key, hit)
+    return hit
+
+
+def _seen_key(dev, version: Version) -> tuple:
+    """The release and the device's SEEN_READS, in that order (written out: faster)."""
+    return version, dev.kind, dev.type, dev.device, dev.bus, dev.model, dev.alias
+
+
+def _classify(dev, version: Version) -> Rule:
     for r in _holding(version, True):
         if r.seen(dev, version):
             return r
