@@ -120,7 +120,7 @@ NET_LEGACY = {"name": "Red Hat VirtIO Ethernet Adapter", "version": "62.73.104.1
 BLK_LEGACY = {"name": "Red Hat VirtIO SCSI controller", "version": "62.73.104.11800", "device_id": "4097"}  # 0x1001
 
 
-def _windows_vm(root, name, ns="desk", drivers=None, raw=None, vmi_kwargs=None, **vm_kwargs):
+def _windows_vm(root, name, ns="desk", drivers=None, raw=None, vmi_kwargs=None, report=None, **vm_kwargs):
     """A running VM as must-gather writes it, its dumpxml, and its driver check file."""
     stack = objects.running_vm(name, ns, vm_kwargs=vm_kwargs, vmi_kwargs=vmi_kwargs)
     pod = stack.pod["metadata"]["name"]
@@ -131,6 +131,9 @@ def _windows_vm(root, name, ns="desk", drivers=None, raw=None, vmi_kwargs=None, 
     if drivers is not None or raw is not None:
         _write(root, "namespaces/%s/vms/%s/virtio-driver-installed.json" % (ns, name),
                raw if raw is not None else json.dumps(drivers, indent=2))
+    if report is not None:
+        _write(root, "namespaces/%s/vms/%s/virtio-driver-report.json" % (ns, name),
+               report if isinstance(report, str) else json.dumps(report))
 
 
 def _rows(run_plugin, root, *args):
@@ -143,8 +146,12 @@ def test_driver_check_with_a_modern_id_says_the_guest_drives_virtio1(run_plugin,
     root = str(tmp_path / "mg")
     _windows_vm(root, "win", drivers=[NET_LEGACY, BLK_MODERN])      # no OS label: only the file names it
     # started modern (the VMI), since given useVirtioTransitional (the VM): it applies at the next start
-    _windows_vm(root, "legacy", drivers=[BLK_MODERN], use_virtio_transitional=True,
-                labels={"vm.kubevirt.io/os": "windows2k19"}, vmi_kwargs={"spec": objects.testvm_template_spec()})
+    _windows_vm(root, "legacy", drivers=[BLK_MODERN, NET_LEGACY], use_virtio_transitional=True,
+                labels={"vm.kubevirt.io/os": "windows2k19"}, vmi_kwargs={"spec": objects.testvm_template_spec()},
+                report={"vm": "legacy", "namespace": "desk", "baseline": "100.95.104.26200",
+                        "drivers": [{"driver": BLK_MODERN["name"], "installed": BLK_MODERN["version"], "status": "OK"},
+                                    {"driver": NET_LEGACY["name"], "installed": NET_LEGACY["version"],
+                                     "status": "OUTDATED"}]})
     _windows_vm(root, "unchecked")                                    # no file: stays unknown
     items, r = _rows(run_plugin, root)
     win = items["win"]
@@ -160,6 +167,10 @@ def test_driver_check_with_a_modern_id_says_the_guest_drives_virtio1(run_plugin,
     legacy = items["legacy"]
     assert legacy["guest"]["id"] == "win2k19" and legacy["guest"]["virtio1"] is True
     assert "without it: Windows has no in-box virtio drivers" in legacy["guest"]["evidence"]
+    assert legacy["guest"]["evidence"].endswith(
+        "; its report marks Red Hat VirtIO Ethernet Adapter 62.73.104.11800 older than the cluster's virtio-win "
+        "drivers (100.95.104.26200)")
+    assert "older than" not in win["guest"]["evidence"]  # no report, no note
     assert legacy["useVirtioTransitional"]["effective"] is True and legacy["useVirtioTransitional"]["live"] is False
     assert "needless-transitional" in [x["id"] for x in legacy["risks"]]
     assert "unknown-guest" not in [x["id"] for x in legacy["risks"]]
@@ -199,12 +210,14 @@ def test_a_malformed_or_huge_driver_check_is_a_warning_not_a_crash(run_plugin, t
     _windows_vm(root, "broken", raw='[{"name": "x", "device_id": ')
     _windows_vm(root, "object", raw=json.dumps({"name": "x", "device_id": "4162"}))
     _windows_vm(root, "huge", raw=json.dumps([BLK_MODERN] * 20000))
-    _windows_vm(root, "fine", drivers=[{"device_id": "x41"}, "junk", None, {"name": "ok", "device_id": "4161"}])
+    _windows_vm(root, "fine", drivers=[{"device_id": "x41"}, "junk", None, {"name": "ok", "device_id": "4161"}],
+                report="[1, 2")
     items, r = _rows(run_plugin, root)
     assert set(items) == {"broken", "object", "huge", "fine"}
     assert "namespaces/desk/vms/broken/virtio-driver-installed.json ignored: not JSON" in r.stderr
     assert "vms/object/virtio-driver-installed.json ignored: not a JSON array" in r.stderr
     assert "vms/huge/virtio-driver-installed.json ignored: cannot be read or larger than" in r.stderr
+    assert "vms/fine/virtio-driver-report.json ignored: not JSON" in r.stderr
     assert "Traceback" not in r.stderr
     for name in ("broken", "object", "huge"):
         assert items[name]["guest"] is None and items[name]["error"] is None
@@ -269,3 +282,22 @@ def test_driver_check_guest_evidence():
     # the check only runs on Windows: a Linux identification is named as contradicting it
     rhel = G.assess(None, None, None, "rhel9.4").to_dict()
     assert "yet the guest was identified as rhel9.4" in G.driver_check_guest(rhel, modern, "f")["evidence"]
+
+
+def test_parse_driver_report():
+    from kubectl_virtio import guests as G
+
+    report = {"vm": "w", "namespace": "n", "baseline": "100.95.104.26200",
+              "drivers": [{"driver": "a", "installed": "1.2", "status": "OUTDATED"},
+                          {"driver": "b", "installed": "100.95.104.26200", "status": "OK"},
+                          {"driver": "c", "installed": "200.0", "status": "NEWER"}, "junk"]}
+    assert G.parse_driver_report(json.dumps(report)) == [{"driver": "a", "installed": "1.2",
+                                                          "baseline": "100.95.104.26200"}]
+    assert G.parse_driver_report('{"vm": "w", "namespace": "n", "error": "guest-get-devices returned no data"}') == []
+    for bad, why in (("[]", "not a JSON object"), ("{", "not JSON"), (" " * (G.MAX_DRIVER_CHECK + 1), "larger")):
+        try:
+            G.parse_driver_report(bad)
+        except ValueError as e:
+            assert why in str(e)
+        else:
+            raise AssertionError("accepted %r" % bad[:20])

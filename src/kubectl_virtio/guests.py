@@ -12,7 +12,8 @@ Public API
   kernel_verdict(release) -> (bool | None, evidence)        a Linux kernel release alone
   parse_guest_devices(reply) -> list                        QGA guest-get-devices (Windows)
   parse_driver_check(data) -> list                          must-gather virtio-driver-installed.json
-  driver_check_guest(guest, devices, where) -> dict         a fleet row's guest after that file
+  parse_driver_report(data) -> list                         its virtio-driver-report.json: OUTDATED
+  driver_check_guest(guest, devices, where, outdated) -> dict   a fleet row's guest after them
   table() / rows(ids)                                       the shipped table
 """
 from __future__ import annotations
@@ -700,6 +701,35 @@ def _decimal_id(v: Any) -> Optional[int]:
     return None
 
 
+# The same script's virtio-driver-report.json: {vm, namespace, baseline, drivers: [{driver,
+# installed, status: OK | OUTDATED | NEWER}]} (each installed version against the newest
+# DriverVer of the virtio-win image the cluster ships), or {vm, namespace, error}.
+DRIVER_REPORT_FILE = "virtio-driver-report.json"
+
+
+def parse_driver_report(data) -> List[Dict[str, Any]]:
+    """The drivers a must-gather's virtio-driver-report.json marks OUTDATED, each {driver,
+    installed, baseline}; [] for a report without drivers (an error report).  Raises
+    ValueError when the file is too large, not JSON, or not an object."""
+    if len(data) > MAX_DRIVER_CHECK:
+        raise ValueError("larger than %d bytes" % MAX_DRIVER_CHECK)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    drivers = doc.get("drivers")
+    baseline = doc.get("baseline")
+    out = []
+    for it in (drivers if isinstance(drivers, list) else [])[:MAX_DRIVER_ENTRIES]:
+        if isinstance(it, dict) and it.get("status") == "OUTDATED":
+            out.append({"driver": str(it.get("driver") or "")[:MAX_DRIVER_TEXT] or None,
+                        "installed": str(it.get("installed") or "")[:MAX_DRIVER_TEXT] or None,
+                        "baseline": str(baseline)[:MAX_DRIVER_TEXT] if baseline is not None else None})
+    return out
+
+
 DRIVER_CHECK_SOURCE = "the must-gather's Windows driver check"
 _LISTED = 6
 
@@ -711,14 +741,15 @@ def _listed(devs: Sequence[Dict[str, Any]]) -> str:
 
 
 def driver_check_guest(guest: Optional[Dict[str, Any]], devices: List[Dict[str, Any]],
-                       where: str) -> Dict[str, Any]:
+                       where: str, outdated: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
     """The fleet row's `guest` dict (GuestOS.to_dict's shape) once the must-gather's driver
     check (devices from parse_driver_check, read from `where`) is known.  A new dict.
 
     A driver bound to a modern (virtio 1.0) id is direct evidence: virtio1 becomes True.
     Drivers on transitional ids only, or no device at all, leave virtio1 as it was and say so
     in the evidence: the file never shows that a guest lacks virtio 1.0.  The check runs only
-    for Windows guests, so an unidentified guest becomes Windows."""
+    for Windows guests, so an unidentified guest becomes Windows.  outdated (from
+    parse_driver_report) only adds a note: an old driver may still drive virtio 1.0."""
     where = str(where)[:300]
     if guest is None:
         win = _id_verdict("win")
@@ -738,7 +769,7 @@ def driver_check_guest(guest: Optional[Dict[str, Any]], devices: List[Dict[str, 
             what, "" if len(modern) == 1 else "s", _listed(modern))
         if guest is not None and g.get("virtio1") is not True:
             evidence += " (without it: %s)" % g.get("evidence")
-        g.update(virtio1=True, basis="drivers", evidence=evidence)
+        g.update(virtio1=True, basis="drivers", evidence=evidence + _outdated_note(outdated))
         return g
     if devices:
         bound = [d for d in devices if d["driver"]]
@@ -752,8 +783,18 @@ def driver_check_guest(guest: Optional[Dict[str, Any]], devices: List[Dict[str, 
         note = "%s lists %s" % (what, "; ".join(parts))
     else:
         note = "%s listed no virtio device" % what
-    g["evidence"] = "%s; %s" % (g.get("evidence") or "no evidence", note)
+    g["evidence"] = "%s; %s%s" % (g.get("evidence") or "no evidence", note, _outdated_note(outdated))
     return g
+
+
+def _outdated_note(outdated: Sequence[Dict[str, Any]]) -> str:
+    if not outdated:
+        return ""
+    base = outdated[0].get("baseline")
+    return "; its report marks %s older than the cluster's virtio-win drivers%s" % (
+        ", ".join(" ".join(p for p in (o["driver"] or "(unnamed)", o["installed"]) if p) for o in outdated[:_LISTED])
+        + (" and %d more" % (len(outdated) - _LISTED) if len(outdated) > _LISTED else ""),
+        " (%s)" % base if base else "")
 
 
 def driver_findings(agent_devices: List[Dict[str, Any]], devices: Sequence[Dict[str, Any]]) -> List[Tuple[str, str]]:

@@ -7,6 +7,7 @@ Layout written by kubevirt/must-gather (collection-scripts, see docs/fleet.md):
   namespaces/<ns>/pods/<pod>/<pod>.yaml                               (oc adm inspect)
   namespaces/<ns>/vms/<vm>/<pod>.dumpxml.xml                          (gather_vms_details)
   namespaces/<ns>/vms/<vm>/virtio-driver-installed.json               (gather_virtio_driver_check, Windows)
+  namespaces/<ns>/vms/<vm>/virtio-driver-report.json                  (gather_virtio_driver_check)
   cluster-scoped-resources/instancetype.kubevirt.io/virtualmachineclusterpreferences/<name>.yaml
   namespaces/<ns>/instancetype.kubevirt.io/virtualmachinepreferences/<name>.yaml
 Any other directory works too: every *.yaml/*.yml/*.json file is searched for VMs, VMIs,
@@ -48,6 +49,7 @@ class Index:
         self.prefs: Dict[Tuple[bool, str, str], Dict[str, Any]] = {}
         self.domains: Dict[Key, str] = {}                   # (ns, vm) -> dumpxml path
         self.drivers: Dict[Key, str] = {}                   # (ns, vm) -> virtio-driver-installed.json path
+        self.reports: Dict[Key, str] = {}                   # (ns, vm) -> virtio-driver-report.json path
         self.warnings: List[str] = []
         self.files = 0
 
@@ -104,10 +106,10 @@ def scan(root: str) -> Index:
             if key:
                 idx.domains.setdefault(key, path)
             continue
-        if os.path.basename(path) == G.DRIVER_CHECK_FILE:
+        if os.path.basename(path) in (G.DRIVER_CHECK_FILE, G.DRIVER_REPORT_FILE):
             key = _vm_dir_key(rel)
             if key:
-                idx.drivers.setdefault(key, path)
+                (idx.drivers if os.path.basename(path) == G.DRIVER_CHECK_FILE else idx.reports).setdefault(key, path)
             continue
         if not low.endswith((".yaml", ".yml", ".json")):
             continue
@@ -249,17 +251,17 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
                 inp.error = e.message
         path = idx.drivers.get(key)
         if path is not None:
-            problem = _apply_driver_check(inp, path, root)
+            problem = _apply_driver_check(inp, path, idx.reports.get(key), root)
             if problem and bad_driver_files < 20:
                 bad_driver_files += 1
                 render.warnings(err, [problem])
         yield inp, None
 
 
-def _apply_driver_check(inp: F.FleetInput, path: str, root: str) -> Optional[str]:
-    """The VM's Windows driver check (virtio-driver-installed.json, docs/fleet.md) into its
-    row's guest.  A file that cannot be read or parsed leaves the row as it was and returns
-    the warning to print."""
+def _apply_driver_check(inp: F.FleetInput, path: str, report: Optional[str], root: str) -> Optional[str]:
+    """The VM's Windows driver check (virtio-driver-installed.json and, for its OUTDATED
+    note, virtio-driver-report.json; docs/fleet.md) into its row's guest.  A file that cannot
+    be read or parsed is left out and the warning to print is returned."""
     from kubectl_virtio import guests as G
 
     rel = os.path.relpath(path, root)
@@ -270,5 +272,14 @@ def _apply_driver_check(inp: F.FleetInput, path: str, root: str) -> Optional[str
         devices = G.parse_driver_check(data)
     except ValueError as e:
         return "%s ignored: %s" % (rel, e)
-    inp.guest = G.driver_check_guest(inp.guest, devices, rel)
-    return None
+    outdated, problem = [], None
+    if report is not None:
+        data = _read(report, G.MAX_DRIVER_CHECK)
+        try:
+            if data is None:
+                raise ValueError("cannot be read or larger than %d bytes" % G.MAX_DRIVER_CHECK)
+            outdated = G.parse_driver_report(data)
+        except ValueError as e:
+            problem = "%s ignored: %s" % (os.path.relpath(report, root), e)
+    inp.guest = G.driver_check_guest(inp.guest, devices, rel, outdated)
+    return problem
