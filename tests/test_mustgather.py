@@ -127,7 +127,8 @@ def _windows_vm(root, name, ns="desk", drivers=None, raw=None, vmi_kwargs=None, 
     _write(root, "namespaces/%s/kubevirt.io/virtualmachines/custom/%s.yaml" % (ns, name), yaml.safe_dump(stack.vm))
     _write(root, "namespaces/%s/kubevirt.io/virtualmachineinstances/%s.yaml" % (ns, name), yaml.safe_dump(stack.vmi))
     _write(root, "namespaces/%s/pods/%s/%s.yaml" % (ns, pod, pod), yaml.safe_dump(stack.pod))
-    _write(root, "namespaces/%s/vms/%s/%s.dumpxml.xml" % (ns, name, pod), (DOMAIN % "").replace("ns_v", "%s_%s" % (ns, name)))
+    _write(root, "namespaces/%s/vms/%s/%s.dumpxml.xml" % (ns, name, pod),
+           (DOMAIN % "").replace("ns_v", "%s_%s" % (ns, name)))
     if drivers is not None or raw is not None:
         _write(root, "namespaces/%s/vms/%s/virtio-driver-installed.json" % (ns, name),
                raw if raw is not None else json.dumps(drivers, indent=2))
@@ -202,7 +203,8 @@ def test_driver_check_with_transitional_ids_only_keeps_the_guest_unknown(run_plu
     anon = items["anon"]["guest"]  # not identified before: the file says Windows, not whether virtio 1.0
     assert anon["id"] == "win" and anon["virtio1"] is None and "only on Windows guests" in anon["source"]
     assert [x["id"] for x in items["anon"]["risks"]] == ["unknown-guest"]
-    assert items["empty"]["guest"]["virtio1"] is None and "listed no virtio device" in items["empty"]["guest"]["evidence"]
+    empty = items["empty"]["guest"]
+    assert empty["virtio1"] is None and "listed no virtio device" in empty["evidence"]
 
 
 def test_a_malformed_or_huge_driver_check_is_a_warning_not_a_crash(run_plugin, tmp_path):

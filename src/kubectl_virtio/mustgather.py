@@ -15,9 +15,9 @@ launcher pods and preferences (multi-document and List files included), every *.
 domains (a domain named <ns>_<vm> belongs to that VM, KubeVirt's naming).
 
 Bounded: symlinks are not followed, at most MAX_FILES files are looked at, YAML/JSON files
-over spec.MAX_MANIFEST_BYTES and XML over domain.MAX_BYTES and driver-check files over guests.MAX_DRIVER_CHECK are skipped
-with a warning, YAML is
-read with the project's safe loader, XML with domain.parse (no DTD, no entities).
+over spec.MAX_MANIFEST_BYTES, XML over domain.MAX_BYTES and driver-check files over
+guests.MAX_DRIVER_CHECK are skipped with a warning, YAML is read with the project's safe
+loader, XML with domain.parse (no DTD, no entities).
 """
 from __future__ import annotations
 
