@@ -11,6 +11,9 @@ Public API
   guest_findings(guest, devices, ...) -> (findings, dict)   explain's guest findings
   kernel_verdict(release) -> (bool | None, evidence)        a Linux kernel release alone
   parse_guest_devices(reply) -> list                        QGA guest-get-devices (Windows)
+  parse_driver_check(data) -> list                          must-gather virtio-driver-installed.json
+  parse_driver_report(data) -> list                         its virtio-driver-report.json: OUTDATED
+  driver_check_guest(guest, devices, where, outdated) -> dict   a fleet row's guest after them
   table() / rows(ids)                                       the shipped table
 """
 from __future__ import annotations
@@ -623,19 +626,175 @@ def parse_guest_devices(reply: str) -> List[Dict[str, Any]]:
             vendor, dev = int(ident.get("vendor-id")), int(ident.get("device-id"))
         except (TypeError, ValueError):
             continue
-        if vendor != VIRTIO_VENDOR or not (0x1000 <= dev <= 0x107F):
-            continue
         date = it.get("driver-date")
         when = None
         if isinstance(date, int) and 0 < date < 2 ** 63:
             import datetime
 
             when = datetime.datetime.fromtimestamp(date / 1e9, datetime.timezone.utc).date().isoformat()
-        out.append({"pci": "%04x:%04x" % (vendor, dev), "kind": VIRTIO_KIND.get(dev, "virtio"),
-                    "modern": dev >= 0x1040, "driver": str(it.get("driver-name") or "") or None,
-                    "version": str(it["driver-version"]) if it.get("driver-version") is not None else None,
-                    "date": when})
+        entry = _virtio_device(vendor, dev, it.get("driver-name"), it.get("driver-version"), when)
+        if entry is not None:
+            out.append(entry)
     return out
+
+
+MAX_DRIVER_TEXT = 200  # a driver name or version longer than this is clipped (bounded output)
+
+
+def _virtio_device(vendor: int, dev: int, driver: Any, version: Any, date: Optional[str]) -> Optional[Dict[str, Any]]:
+    """One virtio PCI device and the driver bound to it, {pci, kind, modern, driver, version,
+    date}; None for an id that is not virtio's (vendor 0x1af4, device 0x1000-0x107f).
+    Modern (virtio 1.0) ids are 0x1040 + the device type, transitional ones 0x1000-0x103f
+    (docs/osinfo.md section 5)."""
+    if vendor != VIRTIO_VENDOR or not (0x1000 <= dev <= 0x107F):
+        return None
+    return {"pci": "%04x:%04x" % (vendor, dev), "kind": VIRTIO_KIND.get(dev, "virtio"), "modern": dev >= 0x1040,
+            "driver": str(driver or "")[:MAX_DRIVER_TEXT] or None,
+            "version": str(version)[:MAX_DRIVER_TEXT] if version is not None else None, "date": date}
+
+
+# --- must-gather: the Windows driver check ------------------------------------------------
+# kubevirt/must-gather collection-scripts/gather_virtio_driver_check (commit d64e83b): for a
+# running guest whose agent answers guest-get-osinfo with kernel-type "nt", it asks
+# guest-get-devices, keeps the entries of vendor-id 6900 (0x1af4) and writes
+# namespaces/<ns>/vms/<vm>/virtio-driver-installed.json = [{"name": driver-name,
+# "version": driver-version, "device_id": device-id as a decimal string}].  docs/osinfo.md section 5.
+DRIVER_CHECK_FILE = "virtio-driver-installed.json"
+MAX_DRIVER_CHECK = 1024 * 1024
+MAX_DRIVER_ENTRIES = 10000
+
+
+def parse_driver_check(data) -> List[Dict[str, Any]]:
+    """The virtio devices in a must-gather's virtio-driver-installed.json (bytes or str), the
+    same dicts as parse_guest_devices (date None: the file has none).  Entries that are not
+    objects or whose device_id is not a number are skipped; raises ValueError when the file
+    is too large, not JSON, or not an array."""
+    if len(data) > MAX_DRIVER_CHECK:
+        raise ValueError("larger than %d bytes" % MAX_DRIVER_CHECK)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(doc, list):
+        raise ValueError("not a JSON array of drivers")
+    out = []
+    for it in doc[:MAX_DRIVER_ENTRIES]:
+        if not isinstance(it, dict):
+            continue
+        dev = _decimal_id(it.get("device_id"))
+        if dev is None:
+            continue
+        entry = _virtio_device(VIRTIO_VENDOR, dev, it.get("name"), it.get("version"), None)
+        if entry is not None:
+            out.append(entry)
+    return out
+
+
+def _decimal_id(v: Any) -> Optional[int]:
+    """A PCI device id written in decimal (jq tostring) or as a JSON number; None otherwise."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.strip().isdigit() and len(v.strip()) <= 6:
+        return int(v.strip())
+    return None
+
+
+# The same script's virtio-driver-report.json: {vm, namespace, baseline, drivers: [{driver,
+# installed, status: OK | OUTDATED | NEWER}]} (each installed version against the newest
+# DriverVer of the virtio-win image the cluster ships), or {vm, namespace, error}.
+DRIVER_REPORT_FILE = "virtio-driver-report.json"
+
+
+def parse_driver_report(data) -> List[Dict[str, Any]]:
+    """The drivers a must-gather's virtio-driver-report.json marks OUTDATED, each {driver,
+    installed, baseline}; [] for a report without drivers (an error report).  Raises
+    ValueError when the file is too large, not JSON, or not an object."""
+    if len(data) > MAX_DRIVER_CHECK:
+        raise ValueError("larger than %d bytes" % MAX_DRIVER_CHECK)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    drivers = doc.get("drivers")
+    baseline = doc.get("baseline")
+    out = []
+    for it in (drivers if isinstance(drivers, list) else [])[:MAX_DRIVER_ENTRIES]:
+        if isinstance(it, dict) and it.get("status") == "OUTDATED":
+            out.append({"driver": str(it.get("driver") or "")[:MAX_DRIVER_TEXT] or None,
+                        "installed": str(it.get("installed") or "")[:MAX_DRIVER_TEXT] or None,
+                        "baseline": str(baseline)[:MAX_DRIVER_TEXT] if baseline is not None else None})
+    return out
+
+
+DRIVER_CHECK_SOURCE = "the must-gather's Windows driver check"
+_LISTED = 6
+
+
+def _listed(devs: Sequence[Dict[str, Any]]) -> str:
+    s = ", ".join(" ".join(p for p in (d["driver"] or "(no driver)", d["version"]) if p) +
+                  " on %s (%s)" % (d["pci"], d["kind"]) for d in devs[:_LISTED])
+    return s + (" and %d more" % (len(devs) - _LISTED) if len(devs) > _LISTED else "")
+
+
+def driver_check_guest(guest: Optional[Dict[str, Any]], devices: List[Dict[str, Any]],
+                       where: str, outdated: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
+    """The fleet row's `guest` dict (GuestOS.to_dict's shape) once the must-gather's driver
+    check (devices from parse_driver_check, read from `where`) is known.  A new dict.
+
+    A driver bound to a modern (virtio 1.0) id is direct evidence: virtio1 becomes True.
+    Drivers on transitional ids only, or no device at all, leave virtio1 as it was and say so
+    in the evidence: the file never shows that a guest lacks virtio 1.0.  The check runs only
+    for Windows guests, so an unidentified guest becomes Windows.  outdated (from
+    parse_driver_report) only adds a note: an old driver may still drive virtio 1.0."""
+    where = str(where)[:300]
+    if guest is None:
+        win = _id_verdict("win")
+        g: Dict[str, Any] = {"id": win["id"], "name": "Windows",
+                             "source": "%s (%s): it runs only on Windows guests" % (DRIVER_CHECK_SOURCE, where),
+                             "virtio1": win["virtio1"], "basis": win["basis"], "evidence": win["evidence"]}
+    else:
+        g = dict(guest)
+    g["drivers"] = list(devices)
+    what = "%s (%s)" % (DRIVER_CHECK_SOURCE, where)
+    if g.get("id") and not _is_windows_id(normalise(str(g["id"]))):
+        what = "%s (%s; it runs only on Windows guests, yet the guest was identified as %s)" % (
+            DRIVER_CHECK_SOURCE, where, str(g["id"])[:MAX_ID])
+    modern = [d for d in devices if d["modern"] and d["driver"]]
+    if modern:
+        evidence = "%s: driver%s bound to virtio 1.0 (modern) ids: %s, so the guest drives virtio 1.0 devices" % (
+            what, "" if len(modern) == 1 else "s", _listed(modern))
+        if guest is not None and g.get("virtio1") is not True:
+            evidence += " (without it: %s)" % g.get("evidence")
+        g.update(virtio1=True, basis="drivers", evidence=evidence + _outdated_note(outdated))
+        return g
+    if devices:
+        bound = [d for d in devices if d["driver"]]
+        unbound = [d for d in devices if not d["driver"]]
+        parts = []
+        if bound:
+            parts.append("drivers only on transitional ids: %s; that does not show whether they drive virtio 1.0 "
+                         "devices" % _listed(bound))
+        if unbound:
+            parts.append("no driver on %s" % ", ".join("%s (%s)" % (d["pci"], d["kind"]) for d in unbound[:_LISTED]))
+        note = "%s lists %s" % (what, "; ".join(parts))
+    else:
+        note = "%s listed no virtio device" % what
+    g["evidence"] = "%s; %s%s" % (g.get("evidence") or "no evidence", note, _outdated_note(outdated))
+    return g
+
+
+def _outdated_note(outdated: Sequence[Dict[str, Any]]) -> str:
+    if not outdated:
+        return ""
+    base = outdated[0].get("baseline")
+    return "; its report marks %s older than the cluster's virtio-win drivers%s" % (
+        ", ".join(" ".join(p for p in (o["driver"] or "(unnamed)", o["installed"]) if p) for o in outdated[:_LISTED])
+        + (" and %d more" % (len(outdated) - _LISTED) if len(outdated) > _LISTED else ""),
+        " (%s)" % base if base else "")
 
 
 def driver_findings(agent_devices: List[Dict[str, Any]], devices: Sequence[Dict[str, Any]]) -> List[Tuple[str, str]]:

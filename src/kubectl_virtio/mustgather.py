@@ -6,6 +6,8 @@ Layout written by kubevirt/must-gather (collection-scripts, see docs/fleet.md):
   namespaces/<ns>/kubevirt.io/virtualmachineinstances/<vmi>.yaml      (oc adm inspect)
   namespaces/<ns>/pods/<pod>/<pod>.yaml                               (oc adm inspect)
   namespaces/<ns>/vms/<vm>/<pod>.dumpxml.xml                          (gather_vms_details)
+  namespaces/<ns>/vms/<vm>/virtio-driver-installed.json               (gather_virtio_driver_check, Windows)
+  namespaces/<ns>/vms/<vm>/virtio-driver-report.json                  (gather_virtio_driver_check)
   cluster-scoped-resources/instancetype.kubevirt.io/virtualmachineclusterpreferences/<name>.yaml
   namespaces/<ns>/instancetype.kubevirt.io/virtualmachinepreferences/<name>.yaml
 Any other directory works too: every *.yaml/*.yml/*.json file is searched for VMs, VMIs,
@@ -13,8 +15,9 @@ launcher pods and preferences (multi-document and List files included), every *.
 domains (a domain named <ns>_<vm> belongs to that VM, KubeVirt's naming).
 
 Bounded: symlinks are not followed, at most MAX_FILES files are looked at, YAML/JSON files
-over spec.MAX_MANIFEST_BYTES and XML over domain.MAX_BYTES are skipped with a warning, YAML is
-read with the project's safe loader, XML with domain.parse (no DTD, no entities).
+over spec.MAX_MANIFEST_BYTES, XML over domain.MAX_BYTES and driver-check files over
+guests.MAX_DRIVER_CHECK are skipped with a warning, YAML is read with the project's safe
+loader, XML with domain.parse (no DTD, no entities).
 """
 from __future__ import annotations
 
@@ -45,6 +48,8 @@ class Index:
         self.pods: Dict[str, List[Dict[str, Any]]] = {}   # VMI uid -> launcher pods
         self.prefs: Dict[Tuple[bool, str, str], Dict[str, Any]] = {}
         self.domains: Dict[Key, str] = {}                   # (ns, vm) -> dumpxml path
+        self.drivers: Dict[Key, str] = {}                   # (ns, vm) -> virtio-driver-installed.json path
+        self.reports: Dict[Key, str] = {}                   # (ns, vm) -> virtio-driver-report.json path
         self.warnings: List[str] = []
         self.files = 0
 
@@ -74,6 +79,7 @@ def _read(path: str, limit: int) -> Optional[bytes]:
 
 def scan(root: str) -> Index:
     from kubectl_virtio import domain as D
+    from kubectl_virtio import guests as G
     from kubectl_virtio import spec as S
 
     if not os.path.isdir(root):
@@ -99,6 +105,11 @@ def scan(root: str) -> Index:
             key = _domain_key(rel, data)
             if key:
                 idx.domains.setdefault(key, path)
+            continue
+        if os.path.basename(path) in (G.DRIVER_CHECK_FILE, G.DRIVER_REPORT_FILE):
+            key = _vm_dir_key(rel)
+            if key:
+                (idx.drivers if os.path.basename(path) == G.DRIVER_CHECK_FILE else idx.reports).setdefault(key, path)
             continue
         if not low.endswith((".yaml", ".yml", ".json")):
             continue
@@ -128,11 +139,19 @@ def _head(path: str) -> Optional[bytes]:
         return None
 
 
-def _domain_key(rel: str, data: bytes) -> Optional[Key]:
+def _vm_dir_key(rel: str) -> Optional[Key]:
+    """(ns, vm) of a file in must-gather's per-VM directory namespaces/<ns>/vms/<vm>/."""
     parts = rel.replace(os.sep, "/").split("/")
-    # namespaces/<ns>/vms/<vm>/<pod>.dumpxml.xml
     if len(parts) >= 5 and parts[-5] == "namespaces" and parts[-3] == "vms":
         return parts[-4], parts[-2]
+    return None
+
+
+def _domain_key(rel: str, data: bytes) -> Optional[Key]:
+    # namespaces/<ns>/vms/<vm>/<pod>.dumpxml.xml
+    key = _vm_dir_key(rel)
+    if key:
+        return key
     m = _DOMAIN_NAME_RE.search(data)
     if m:
         name = m.group(1).decode("utf-8", "replace").strip()
@@ -196,6 +215,7 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
 
     render.warnings(err, idx.warnings[:20])
     warned: set = set()
+    bad_driver_files = 0
     keys = sorted(set(idx.vms) | {k for k in idx.vmis if k not in idx.vms}
                   | {k for k in idx.domains if k not in idx.vms and k not in idx.vmis},
                   key=lambda k: "%s/%s" % k)
@@ -229,4 +249,37 @@ def inputs(root: str, namespace: Optional[str] = None, guest_os: Optional[str] =
                 inp.running = True
             except VirtioError as e:
                 inp.error = e.message
+        path = idx.drivers.get(key)
+        if path is not None:
+            problem = _apply_driver_check(inp, path, idx.reports.get(key), root)
+            if problem and bad_driver_files < 20:
+                bad_driver_files += 1
+                render.warnings(err, [problem])
         yield inp, None
+
+
+def _apply_driver_check(inp: F.FleetInput, path: str, report: Optional[str], root: str) -> Optional[str]:
+    """The VM's Windows driver check (virtio-driver-installed.json and, for its OUTDATED
+    note, virtio-driver-report.json; docs/fleet.md) into its row's guest.  A file that cannot
+    be read or parsed is left out and the warning to print is returned."""
+    from kubectl_virtio import guests as G
+
+    rel = os.path.relpath(path, root)
+    data = _read(path, G.MAX_DRIVER_CHECK)
+    try:
+        if data is None:
+            raise ValueError("cannot be read or larger than %d bytes" % G.MAX_DRIVER_CHECK)
+        devices = G.parse_driver_check(data)
+    except ValueError as e:
+        return "%s ignored: %s" % (rel, e)
+    outdated, problem = [], None
+    if report is not None:
+        data = _read(report, G.MAX_DRIVER_CHECK)
+        try:
+            if data is None:
+                raise ValueError("cannot be read or larger than %d bytes" % G.MAX_DRIVER_CHECK)
+            outdated = G.parse_driver_report(data)
+        except ValueError as e:
+            problem = "%s ignored: %s" % (os.path.relpath(report, root), e)
+    inp.guest = G.driver_check_guest(inp.guest, devices, rel, outdated)
+    return problem
