@@ -223,3 +223,53 @@ def test_fleet_printer_flushes_each_row_on_a_terminal_and_once_into_a_pipe(fmt):
     assert "".join(outs[True].parts) == "".join(outs[False].parts)
     assert outs[False].flushes == 1
     assert outs[True].flushes >= (130 if fmt != "table" else 2)
+
+
+def _guest_vm(labels=None, annotations=None, template_labels=None, template_annotations=None, pref=None):
+    vm = {"kind": "VirtualMachine", "metadata": {"name": "g", "namespace": "ns", "labels": labels or {},
+                                                 "annotations": annotations or {}},
+          "spec": {"template": {"metadata": {"labels": template_labels or {},
+                                             "annotations": template_annotations or {}}, "spec": {}}}}
+    if pref:
+        vm["spec"]["preference"] = {"name": pref}
+    return vm
+
+
+def test_the_guest_cache_key_reads_the_keys_guests_reads():
+    from kubectl_virtio import guests
+
+    assert F._OS_KEY == guests.OS_ANNOTATION
+    assert F._OS_PREFIXES == (guests.OS_TEMPLATE_LABEL, guests.OS_NAME_ANNOTATION)
+    d = {"app": "web", "vm.kubevirt.io/os": "rhel9", "os.template.kubevirt.io/rhel9.4": "true",
+         "name.os.template.kubevirt.io/rhel9.4": "Red Hat", 7: "x", "vm.kubevirt.io/osx": "no"}
+    assert F._os_items(d) == (("name.os.template.kubevirt.io/rhel9.4", "Red Hat"),
+                              ("os.template.kubevirt.io/rhel9.4", "true"), ("vm.kubevirt.io/os", "rhel9"))
+    assert F._os_items({"app": "web", 1: 2}) == ()
+
+
+def test_cached_guests_are_what_guests_assess_gives_for_each_vm():
+    """VMs that differ only in one OS clue (a label, a template annotation, an os.template
+    label's value, the preference) get their own guest, however warm the cache is."""
+    from kubectl_virtio import guests
+
+    vms = [_guest_vm(labels={"vm.kubevirt.io/os": "rhel9", "app": "a"}),
+           _guest_vm(labels={"vm.kubevirt.io/os": "centos6", "app": "a"}),
+           _guest_vm(labels={"vm.kubevirt.io/os": "centos6", "app": "b"}),  # same guest as the one before
+           _guest_vm(template_annotations={"vm.kubevirt.io/os": "centos6"}),
+           _guest_vm(labels={"os.template.kubevirt.io/centos6.10": "true"}),
+           _guest_vm(labels={"os.template.kubevirt.io/centos6.10": "false"}),
+           _guest_vm(annotations={"name.os.template.kubevirt.io/win2k22": "Windows"}),
+           _guest_vm(template_labels={"os.template.kubevirt.io/rhel9.4": "true"}),
+           _guest_vm(labels={"app": "none"}),
+           _guest_vm(pref="centos.7"),
+           _guest_vm(pref="rhel.9")]
+    F._GUEST_CACHE.clear()
+    for _ in range(2):  # cold, then warm
+        got = [F.assess_guest(vm, None) for vm in vms]
+        want = [guests.assess(vm, None) for vm in vms]
+        assert [g and g.to_dict() for g in got] == [g and g.to_dict() for g in want]
+    assert len({(g.id, g.source) if g else None for g in got}) >= 8
+    vmi = {"kind": "VirtualMachineInstance", "metadata": {"name": "g"}, "status": {}}
+    for info in ({"id": "centos", "versionId": "6"}, {"id": "rhel", "versionId": "9.4"}):
+        vmi["status"]["guestOSInfo"] = info
+        assert F.assess_guest(vms[8], vmi).to_dict() == guests.assess(vms[8], vmi).to_dict()

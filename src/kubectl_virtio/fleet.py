@@ -365,9 +365,6 @@ def _guest_key(vm, vmi, guest_os):
     """Everything guests.hints() reads, as a hashable key: the override, the agent's
     guestOSInfo, the OS labels and annotations of the VM, its template and the VMI (with the
     object each sits on: the evidence names it), and the preference name."""
-    from kubectl_virtio import guests
-
-    prefixes = (guests.OS_TEMPLATE_LABEL, guests.OS_NAME_ANNOTATION)
     parts: List[Any] = [guest_os]
     info = _status(vmi).get("guestOSInfo") if vmi is not None else None
     parts.append(tuple(sorted((str(k), str(v)) for k, v in info.items())) if isinstance(info, dict) else None)
@@ -375,15 +372,13 @@ def _guest_key(vm, vmi, guest_os):
         if not isinstance(obj, dict):
             parts.append(None)
             continue
-        tmeta = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}) \
-            if isinstance(obj.get("spec"), dict) else {}
+        spec = obj.get("spec")
+        tmeta = ((spec.get("template") or {}).get("metadata") or {}) if isinstance(spec, dict) else {}
         for m in (_meta(obj), tmeta if isinstance(tmeta, dict) else {}):
             for field_name in ("labels", "annotations"):
                 d = m.get(field_name)
                 if isinstance(d, dict):
-                    parts.append((what, field_name, tuple(sorted(
-                        (str(k), str(v)) for k, v in d.items()
-                        if k == guests.OS_ANNOTATION or str(k).startswith(prefixes)))))
+                    parts.append((what, field_name, _os_items(d)))
     spec = (vm or {}).get("spec") if isinstance(vm, dict) else None
     pref = (spec.get("preference") or {}) if isinstance(spec, dict) else {}
     parts.append(str(pref.get("name")) if isinstance(pref, dict) and pref.get("name") else
@@ -391,18 +386,44 @@ def _guest_key(vm, vmi, guest_os):
     return tuple(parts)
 
 
+# guests.OS_ANNOTATION, OS_TEMPLATE_LABEL and OS_NAME_ANNOTATION (guests is imported lazily:
+# test_fleet checks that they agree).
+_OS_KEY = "vm.kubevirt.io/os"
+_OS_PREFIXES = ("os.template.kubevirt.io/", "name.os.template.kubevirt.io/")
+
+
+def _os_items(d: Dict[Any, Any]) -> Tuple[Tuple[str, str], ...]:
+    """The sorted (key, value) pairs of a labels or annotations map that guests.hints() reads:
+    the OS label/annotation and the common-templates OS prefixes; () when there are none."""
+    found = None
+    for k, v in d.items():
+        if k.__class__ is not str:
+            k = str(k)
+        if k == _OS_KEY or k.startswith(_OS_PREFIXES):
+            if found is None:
+                found = []
+            found.append((k, str(v)))
+    if found is None:
+        return ()
+    if len(found) > 1:
+        found.sort()
+    return tuple(found)
+
+
 def assess_guest(vm, vmi, guest_os=None):
     """guests.assess, computed once per distinct set of the clues it reads: a fleet has
     thousands of VMs but few distinct guests, and a verdict scans the OS table."""
-    from kubectl_virtio import guests
-
     try:
         key = _guest_key(vm, vmi, guest_os)
-        hash(key)
-    except TypeError:
+        hit = _GUEST_CACHE.get(key, _GUEST_CACHE)
+    except TypeError:  # an unhashable preference name (a mapping in status.preferenceRef.name)
+        from kubectl_virtio import guests
+
         return guests.assess(vm, vmi, None, guest_os)
-    if key in _GUEST_CACHE:
-        return _GUEST_CACHE[key]
+    if hit is not _GUEST_CACHE:
+        return hit
+    from kubectl_virtio import guests
+
     g = guests.assess(vm, vmi, None, guest_os)
     if len(_GUEST_CACHE) < 4096:
         _GUEST_CACHE[key] = g
