@@ -244,7 +244,17 @@ def test_the_guest_cache_key_reads_the_keys_guests_reads():
          "name.os.template.kubevirt.io/rhel9.4": "Red Hat", 7: "x", "vm.kubevirt.io/osx": "no"}
     assert F._os_items(d) == (("name.os.template.kubevirt.io/rhel9.4", "Red Hat"),
                               ("os.template.kubevirt.io/rhel9.4", "true"), ("vm.kubevirt.io/os", "rhel9"))
-    assert F._os_items({"app": "web", 1: 2}) == ()
+    assert F._os_items({"app": "web", 1: 2}) == () == F._os_items({1: 2, "app": "web"}) == F._os_items({})
+    assert F._os_items({1: 2, "os.template.kubevirt.io/centos6.10": True}) == (
+        ("os.template.kubevirt.io/centos6.10", "True"),)
+    assert F._os_items({b"vm.kubevirt.io/os": "x", "vm.kubevirt.io/os": "fedora"}) == (("vm.kubevirt.io/os", "fedora"),)
+
+
+def test_release_at_least_asked_again_gives_the_same_answers():
+    for _ in range(2):  # the second time from the cache
+        assert [F._release_at_least(v, (1, 6)) for v in ("v1.6.0", "v1.5.9", "1.10.1", None, "", "latest", "v2")] \
+            == [True, False, True, False, False, False, False]
+        assert F._release_at_least("v1.5.9", (1, 0)) and not F._release_at_least("v0.59.2", (1, 0))
 
 
 def test_cached_guests_are_what_guests_assess_gives_for_each_vm():

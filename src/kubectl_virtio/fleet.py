@@ -6,6 +6,7 @@ The risks, their order and the hotplug-port rule are described in docs/fleet.md.
 """
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -183,8 +184,16 @@ def predicted_free_ports(inp: FleetInput) -> Tuple[Optional[int], str]:
 
 
 def _release_at_least(version: Optional[str], minimum: Tuple[int, int]) -> bool:
-    m = re.match(r"^v?(\d+)\.(\d+)", version or "")
-    return bool(m) and (int(m.group(1)), int(m.group(2))) >= minimum
+    major_minor = _MAJOR_MINOR.get(version)
+    if major_minor is None:
+        m = re.match(r"^v?(\d+)\.(\d+)", version or "")
+        major_minor = (int(m.group(1)), int(m.group(2))) if m else ()
+        if len(_MAJOR_MINOR) < 256:  # a fleet runs a few releases; every row asks
+            _MAJOR_MINOR[version] = major_minor
+    return bool(major_minor) and major_minor >= minimum
+
+
+_MAJOR_MINOR: Dict[Optional[str], Tuple[int, ...]] = {}
 
 
 # --- risks --------------------------------------------------------------------------------
@@ -390,11 +399,17 @@ def _guest_key(vm, vmi, guest_os):
 # test_fleet checks that they agree).
 _OS_KEY = "vm.kubevirt.io/os"
 _OS_PREFIXES = ("os.template.kubevirt.io/", "name.os.template.kubevirt.io/")
+_HAS_OS_PREFIX = operator.methodcaller("startswith", _OS_PREFIXES)
 
 
 def _os_items(d: Dict[Any, Any]) -> Tuple[Tuple[str, str], ...]:
     """The sorted (key, value) pairs of a labels or annotations map that guests.hints() reads:
     the OS label/annotation and the common-templates OS prefixes; () when there are none."""
+    try:  # most maps hold none: asked of every key by C code (map, any), no Python loop
+        if _OS_KEY not in d and not any(map(_HAS_OS_PREFIX, d)):
+            return ()
+    except (TypeError, AttributeError):
+        pass  # a key that is not a string: the loop below reads it as str(key)
     found = None
     for k, v in d.items():
         if k.__class__ is not str:
