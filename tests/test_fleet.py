@@ -283,3 +283,26 @@ def test_cached_guests_are_what_guests_assess_gives_for_each_vm():
     for info in ({"id": "centos", "versionId": "6"}, {"id": "rhel", "versionId": "9.4"}):
         vmi["status"]["guestOSInfo"] = info
         assert F.assess_guest(vms[8], vmi).to_dict() == guests.assess(vms[8], vmi).to_dict()
+
+
+def test_summary_counts_as_check_failed_decides():
+    """Summary.add computes the open risks once; it must count what check_failed and
+    open_risks say, for ignored rows, accepted risks and every --fail-on rank."""
+    inputs = [F.FleetInput("ns", "a", effective=False, guest=CENTOS6),
+              F.FleetInput("ns", "b", effective=False, guest=CENTOS6,
+                           annotations={F.ACCEPT_ANNOTATION: "no-virtio1-driver"}),
+              F.FleetInput("ns", "c", effective=True, guest=RHEL9, restart_required=True),
+              F.FleetInput("ns", "d", effective=False, guest=RHEL9),
+              F.FleetInput("ns", "e", effective=False, guest=None, annotations={F.ACCEPT_ANNOTATION: "*"})]
+    for ignore in ((), ["ns/a", "ns/c"], iter(["ns/a"])):
+        ignore = list(ignore)
+        rows = [F.evaluate(i, ignore) for i in inputs]
+        assert [r.ignored for r in rows] == [("ns/%s" % i.name) in ignore for i in inputs]
+        for rank in sorted({r for _, r in F.RISKS.values()} | {0, 100}):
+            s = F.Summary(rank)
+            for r in rows:
+                s.add(r)
+            assert s.failed == sum(F.check_failed(r, rank) for r in rows)
+            assert s.at_risk == sum(bool(r.open_risks) for r in rows)
+            assert sum(s.by_risk.values()) == sum(len(r.open_risks) for r in rows)
+    assert F.evaluate(inputs[0], iter(["ns/a"])).ignored and not F.evaluate(inputs[0], iter([])).ignored

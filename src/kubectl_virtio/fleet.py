@@ -201,6 +201,8 @@ _MAJOR_MINOR: Dict[Optional[str], Tuple[int, ...]] = {}
 def accepted_risks(annotations: Dict[str, str]) -> set:
     """The risks a VM's owner accepted: `virtio.kubectl.io/accept-risks: "id,id"` ("*" = all)."""
     raw = str((annotations or {}).get(ACCEPT_ANNOTATION) or "")
+    if not raw:
+        return set()
     ids = {p.strip() for p in raw.split(",") if p.strip()}
     return set(RISKS) if "*" in ids or "all" in ids else ids & set(RISKS)
 
@@ -251,12 +253,13 @@ def evaluate(inp: FleetInput, ignore: Iterable[str] = ()) -> Row:
         risks.append(Risk("unknown-guest", "guest OS not identified: label the VM (vm.kubevirt.io/os) or pass "
                                            "--guest-os" if not inp.guest else
                           "%s: cannot tell whether it drives virtio 1.0 (%s)" % (gid, g.get("evidence") or "")))
-    accepted = accepted_risks(inp.annotations)
-    for r in risks:
-        r.accepted = r.id in accepted
-    risks.sort(key=lambda r: -r.rank)
-    key = "%s/%s" % (inp.namespace, inp.name)
-    return Row(inp, risks, hot_free, hot_src, ignored=key in set(ignore))
+    if risks:
+        accepted = accepted_risks(inp.annotations)
+        for r in risks:
+            r.accepted = r.id in accepted
+        risks.sort(key=lambda r: -r.rank)
+    ignored = bool(ignore) and "%s/%s" % (inp.namespace, inp.name) in set(ignore)  # () by default: no key to make
+    return Row(inp, risks, hot_free, hot_src, ignored=ignored)
 
 
 # --- selection, order, check --------------------------------------------------------------
@@ -303,11 +306,14 @@ class Summary:
 
     def add(self, row: Row) -> None:
         self.vms += 1
-        if row.open_risks:
+        open_risks = row.open_risks  # computed once: check_failed's top_rank, inlined
+        if open_risks:
             self.at_risk += 1
-        for r in row.open_risks:
-            self.by_risk[r.id] = self.by_risk.get(r.id, 0) + 1
-        if check_failed(row, self.fail_rank):
+            for r in open_risks:
+                self.by_risk[r.id] = self.by_risk.get(r.id, 0) + 1
+            if max(r.rank for r in open_risks) >= self.fail_rank:  # open_risks is [] when ignored
+                self.failed += 1
+        elif 0 >= self.fail_rank and not row.ignored:
             self.failed += 1
         if row.input.error:
             self.errors += 1
