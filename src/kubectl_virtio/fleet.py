@@ -380,9 +380,9 @@ def _guest_key(vm, vmi, guest_os):
     """Everything guests.hints() reads, as a hashable key: the override, the agent's
     guestOSInfo, the OS labels and annotations of the VM, its template and the VMI (with the
     object each sits on: the evidence names it), and the preference name."""
-    parts: List[Any] = [guest_os]
     info = _status(vmi).get("guestOSInfo") if vmi is not None else None
-    parts.append(tuple(sorted((str(k), str(v)) for k, v in info.items())) if isinstance(info, dict) else None)
+    parts: List[Any] = [guest_os, (tuple(sorted((str(k), str(v)) for k, v in info.items())) if info else ())
+                        if isinstance(info, dict) else None]
     for what, obj in (("VM", vm), ("VMI", vmi)):
         if not isinstance(obj, dict):
             parts.append(None)
@@ -390,10 +390,11 @@ def _guest_key(vm, vmi, guest_os):
         spec = obj.get("spec")
         tmeta = ((spec.get("template") or {}).get("metadata") or {}) if isinstance(spec, dict) else {}
         for m in (_meta(obj), tmeta if isinstance(tmeta, dict) else {}):
-            for field_name in ("labels", "annotations"):
-                d = m.get(field_name)
-                if isinstance(d, dict):
-                    parts.append((what, field_name, _os_items(d)))
+            labels, annotations = m.get("labels"), m.get("annotations")
+            if isinstance(labels, dict):
+                parts.append((what, "labels", _os_items(labels)))
+            if isinstance(annotations, dict):
+                parts.append((what, "annotations", _os_items(annotations)))
     spec = (vm or {}).get("spec") if isinstance(vm, dict) else None
     pref = (spec.get("preference") or {}) if isinstance(spec, dict) else {}
     parts.append(str(pref.get("name")) if isinstance(pref, dict) and pref.get("name") else
@@ -411,9 +412,9 @@ _HAS_OS_PREFIX = operator.methodcaller("startswith", _OS_PREFIXES)
 def _os_items(d: Dict[Any, Any]) -> Tuple[Tuple[str, str], ...]:
     """The sorted (key, value) pairs of a labels or annotations map that guests.hints() reads:
     the OS label/annotation and the common-templates OS prefixes; () when there are none."""
-    try:  # most maps hold none: asked of every key by C code (map, any), no Python loop
-        if _OS_KEY not in d and not any(map(_HAS_OS_PREFIX, d)):
-            return ()
+    try:  # most maps hold no prefixed key: asked of every key by C code (map, any), no Python loop
+        if not any(map(_HAS_OS_PREFIX, d)):
+            return ((_OS_KEY, str(d[_OS_KEY])),) if _OS_KEY in d else ()
     except (TypeError, AttributeError):
         pass  # a key that is not a string: the loop below reads it as str(key)
     found = None
