@@ -306,3 +306,24 @@ def test_summary_counts_as_check_failed_decides():
             assert s.at_risk == sum(bool(r.open_risks) for r in rows)
             assert sum(s.by_risk.values()) == sum(len(r.open_risks) for r in rows)
     assert F.evaluate(inputs[0], iter(["ns/a"])).ignored and not F.evaluate(inputs[0], iter([])).ignored
+
+
+def test_json_rows_are_the_bytes_json_dumps_gives():
+    """The printer encodes rows without json.dumps' cycle check: same bytes, non-ASCII and
+    floats included."""
+    import io
+    import json
+
+    from kubectl_virtio import render
+
+    guest = dict(CENTOS6, evidence="noyau 2.6.32 \u2014 pas de virtio 1.0 \u00e9", others=[{"id": 1.5}])
+    rows = [F.evaluate(F.FleetInput("ns", "caf\u00e9", effective=False, guest=guest, error="x\"y\\z\n")),
+            F.evaluate(F.FleetInput("ns", "b", running=True, live=True, effective=True, origin="vm", guest=RHEL9))]
+    out = io.StringIO()
+    p = render.FleetPrinter("json", out=out)
+    for r in rows:
+        p.add(r)
+    p.close({"vms": 2})
+    lines = out.getvalue().splitlines()
+    assert [line.strip().rstrip(",") for line in lines[3:5]] == [json.dumps(r.to_dict()) for r in rows]
+    assert json.loads(out.getvalue())["items"] == [r.to_dict() for r in rows]
