@@ -321,3 +321,21 @@ def test_fetch_preference_reads_the_revision_else_the_object():
     assert C.fetch_preference(fake, "default", src, by_object=True).preference.name == "linux"
     missing = C.fetch_preference(fake, "default", C.PreferenceSource(name="gone"))
     assert missing.preference is None and "was not found" in missing.problem
+
+
+def test_machine_families_and_the_flag_release_asked_again_give_the_same_answers():
+    """context keeps domain.machine_family per machine type and versions.has_flag per release:
+    asking twice, or in another order, answers as the functions themselves."""
+    from kubectl_virtio import context as C
+    from kubectl_virtio import domain as D
+    from kubectl_virtio import versions as V
+
+    types = ["pc-q35-rhel9.6.0", "q35", "pc", "pc-i440fx-2.6", "pc-1.2", "virt", "virt-8.2", "s390-ccw-virtio",
+             "PC-Q35-8.0", "other", ""]
+    for order in (types, types[::-1]):
+        assert [C._machine_family(t) for t in order] == [D.machine_family(t) for t in order]
+    assert C._machine_family(None) is None
+    releases = [(0, 36, 0), (0, 36, 1), (0, 37, 0), (0, 37, 1), (0, 37, 2), (1, 9, 0)]
+    for order in (releases, releases[::-1]):
+        assert [C._has_flag(v) for v in order] == [V.has_flag(v) for v in order]
+    assert [C._has_flag(v) for v in releases] == [False, True, False, False, True, True]

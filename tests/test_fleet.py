@@ -223,3 +223,107 @@ def test_fleet_printer_flushes_each_row_on_a_terminal_and_once_into_a_pipe(fmt):
     assert "".join(outs[True].parts) == "".join(outs[False].parts)
     assert outs[False].flushes == 1
     assert outs[True].flushes >= (130 if fmt != "table" else 2)
+
+
+def _guest_vm(labels=None, annotations=None, template_labels=None, template_annotations=None, pref=None):
+    vm = {"kind": "VirtualMachine", "metadata": {"name": "g", "namespace": "ns", "labels": labels or {},
+                                                 "annotations": annotations or {}},
+          "spec": {"template": {"metadata": {"labels": template_labels or {},
+                                             "annotations": template_annotations or {}}, "spec": {}}}}
+    if pref:
+        vm["spec"]["preference"] = {"name": pref}
+    return vm
+
+
+def test_the_guest_cache_key_reads_the_keys_guests_reads():
+    from kubectl_virtio import guests
+
+    assert F._OS_KEY == guests.OS_ANNOTATION
+    assert F._OS_PREFIXES == (guests.OS_TEMPLATE_LABEL, guests.OS_NAME_ANNOTATION)
+    d = {"app": "web", "vm.kubevirt.io/os": "rhel9", "os.template.kubevirt.io/rhel9.4": "true",
+         "name.os.template.kubevirt.io/rhel9.4": "Red Hat", 7: "x", "vm.kubevirt.io/osx": "no"}
+    assert F._os_items(d) == (("name.os.template.kubevirt.io/rhel9.4", "Red Hat"),
+                              ("os.template.kubevirt.io/rhel9.4", "true"), ("vm.kubevirt.io/os", "rhel9"))
+    assert F._os_items({"app": "web", 1: 2}) == () == F._os_items({1: 2, "app": "web"}) == F._os_items({})
+    assert F._os_items({1: 2, "os.template.kubevirt.io/centos6.10": True}) == (
+        ("os.template.kubevirt.io/centos6.10", "True"),)
+    assert F._os_items({b"vm.kubevirt.io/os": "x", "vm.kubevirt.io/os": "fedora"}) == (("vm.kubevirt.io/os", "fedora"),)
+
+
+def test_release_at_least_asked_again_gives_the_same_answers():
+    for _ in range(2):  # the second time from the cache
+        assert [F._release_at_least(v, (1, 6)) for v in ("v1.6.0", "v1.5.9", "1.10.1", None, "", "latest", "v2")] \
+            == [True, False, True, False, False, False, False]
+        assert F._release_at_least("v1.5.9", (1, 0)) and not F._release_at_least("v0.59.2", (1, 0))
+
+
+def test_cached_guests_are_what_guests_assess_gives_for_each_vm():
+    """VMs that differ only in one OS clue (a label, a template annotation, an os.template
+    label's value, the preference) get their own guest, however warm the cache is."""
+    from kubectl_virtio import guests
+
+    vms = [_guest_vm(labels={"vm.kubevirt.io/os": "rhel9", "app": "a"}),
+           _guest_vm(labels={"vm.kubevirt.io/os": "centos6", "app": "a"}),
+           _guest_vm(labels={"vm.kubevirt.io/os": "centos6", "app": "b"}),  # same guest as the one before
+           _guest_vm(template_annotations={"vm.kubevirt.io/os": "centos6"}),
+           _guest_vm(labels={"os.template.kubevirt.io/centos6.10": "true"}),
+           _guest_vm(labels={"os.template.kubevirt.io/centos6.10": "false"}),
+           _guest_vm(annotations={"name.os.template.kubevirt.io/win2k22": "Windows"}),
+           _guest_vm(template_labels={"os.template.kubevirt.io/rhel9.4": "true"}),
+           _guest_vm(labels={"app": "none"}),
+           _guest_vm(pref="centos.7"),
+           _guest_vm(pref="rhel.9")]
+    F._GUEST_CACHE.clear()
+    for _ in range(2):  # cold, then warm
+        got = [F.assess_guest(vm, None) for vm in vms]
+        want = [guests.assess(vm, None) for vm in vms]
+        assert [g and g.to_dict() for g in got] == [g and g.to_dict() for g in want]
+    assert len({(g.id, g.source) if g else None for g in got}) >= 8
+    vmi = {"kind": "VirtualMachineInstance", "metadata": {"name": "g"}, "status": {}}
+    for info in ({"id": "centos", "versionId": "6"}, {"id": "rhel", "versionId": "9.4"}):
+        vmi["status"]["guestOSInfo"] = info
+        assert F.assess_guest(vms[8], vmi).to_dict() == guests.assess(vms[8], vmi).to_dict()
+
+
+def test_summary_counts_as_check_failed_decides():
+    """Summary.add computes the open risks once; it must count what check_failed and
+    open_risks say, for ignored rows, accepted risks and every --fail-on rank."""
+    inputs = [F.FleetInput("ns", "a", effective=False, guest=CENTOS6),
+              F.FleetInput("ns", "b", effective=False, guest=CENTOS6,
+                           annotations={F.ACCEPT_ANNOTATION: "no-virtio1-driver"}),
+              F.FleetInput("ns", "c", effective=True, guest=RHEL9, restart_required=True),
+              F.FleetInput("ns", "d", effective=False, guest=RHEL9),
+              F.FleetInput("ns", "e", effective=False, guest=None, annotations={F.ACCEPT_ANNOTATION: "*"})]
+    for ignore in ((), ["ns/a", "ns/c"], iter(["ns/a"])):
+        ignore = list(ignore)
+        rows = [F.evaluate(i, ignore) for i in inputs]
+        assert [r.ignored for r in rows] == [("ns/%s" % i.name) in ignore for i in inputs]
+        for rank in sorted({r for _, r in F.RISKS.values()} | {0, 100}):
+            s = F.Summary(rank)
+            for r in rows:
+                s.add(r)
+            assert s.failed == sum(F.check_failed(r, rank) for r in rows)
+            assert s.at_risk == sum(bool(r.open_risks) for r in rows)
+            assert sum(s.by_risk.values()) == sum(len(r.open_risks) for r in rows)
+    assert F.evaluate(inputs[0], iter(["ns/a"])).ignored and not F.evaluate(inputs[0], iter([])).ignored
+
+
+def test_json_rows_are_the_bytes_json_dumps_gives():
+    """The printer encodes rows without json.dumps' cycle check: same bytes, non-ASCII and
+    floats included."""
+    import io
+    import json
+
+    from kubectl_virtio import render
+
+    guest = dict(CENTOS6, evidence="noyau 2.6.32 \u2014 pas de virtio 1.0 \u00e9", others=[{"id": 1.5}])
+    rows = [F.evaluate(F.FleetInput("ns", "caf\u00e9", effective=False, guest=guest, error="x\"y\\z\n")),
+            F.evaluate(F.FleetInput("ns", "b", running=True, live=True, effective=True, origin="vm", guest=RHEL9))]
+    out = io.StringIO()
+    p = render.FleetPrinter("json", out=out)
+    for r in rows:
+        p.add(r)
+    p.close({"vms": 2})
+    lines = out.getvalue().splitlines()
+    assert [line.strip().rstrip(",") for line in lines[3:5]] == [json.dumps(r.to_dict()) for r in rows]
+    assert json.loads(out.getvalue())["items"] == [r.to_dict() for r in rows]

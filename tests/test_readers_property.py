@@ -183,6 +183,54 @@ def test_manifest_reader_only_raises_input_error(obj, as_json):
     read_manifest(json.dumps(obj) if as_json else yaml.safe_dump(obj))
 
 
+def shaped_or_error(check, value, shape):
+    try:
+        return "ok", check(value, shape)
+    except InputError as e:
+        return "error", e.message, e.hint
+
+
+SHAPE_KEYS = sorted({k for shape in (spec.VMI_SPEC_SHAPE, spec.DEVICES_SHAPE, spec.METADATA_SHAPE,
+                                     spec.PREFERENCE_SHAPE["devices"]) for k in shape}
+                    | {"name", "bus", "disk", "type", "model", "other", "more"})
+shape_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=4), st.sampled_from(["virtio", "q35"])),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.sampled_from(SHAPE_KEYS), children, max_size=8)),
+    max_leaves=60)
+
+
+def fitting(shape):
+    """Values that mostly fit `shape` (so a wrong one is often the only one), with nulls, extra
+    fields and, now and then, a value of another type."""
+    other = st.one_of(st.none(), shape_values)
+    if type(shape) is dict:
+        fields = {k: st.one_of(fitting(sub), other) for k, sub in shape.items()}
+        return st.one_of(st.fixed_dictionaries({}, optional=dict(fields, other=other, more=other)), other)
+    if type(shape) is list:
+        return st.one_of(st.lists(st.one_of(fitting(shape[0]), st.none()), max_size=3), other)
+    leaf = {str: st.text(max_size=4), bool: st.booleans(), dict: st.dictionaries(st.text(max_size=2), other,
+                                                                                 max_size=2), int: st.integers()}
+    return st.one_of(leaf[shape], leaf[shape], leaf[shape], other)
+
+
+TEST_SHAPES = [spec.VMI_SPEC_SHAPE, spec.METADATA_SHAPE, spec.PREFERENCE_SHAPE,
+               {"disks": [{"disk": {"bus": int}, "name": str}], "list": [[str]], "n": int, "d": [dict]}]
+
+
+@pytest.mark.parametrize("shape", TEST_SHAPES, ids=["vmi-spec", "metadata", "preference", "other-leaves"])
+@FUZZ
+@given(data=st.data())
+def test_the_fast_shape_check_answers_as_the_path_tracking_walk(data, shape):
+    """spec.shaped (a path-free first pass, the walk only on a wrong type) against the walk
+    alone: the same copy with the same nulls dropped, or the same error naming the same field."""
+    value = data.draw(st.one_of(fitting(shape), shape_values))
+    fast = shaped_or_error(lambda v, s: spec.shaped(v, s, "spec", "fuzz"), value, shape)
+    walk = shaped_or_error(lambda v, s: spec._shaped(v, s, ["spec"], "fuzz"), value, shape)
+    assert fast == walk
+    assert json.dumps(fast, sort_keys=True) == json.dumps(walk, sort_keys=True)  # True is not 1 here
+
+
 YAML_BITS = ["kind: VirtualMachine\n", "metadata:\n", "  name: testvm\n", "spec:\n", "  template:\n", "    spec:\n",
              "      domain:\n", "        devices:\n", "          disks:\n", "          - name: a\n", "            disk: {}\n",
              "&a ", "*a ", "[*a, *a]", "!!python/object:os.system ", "!!binary AAAA", "---\n", "...\n", "? ", ": ",

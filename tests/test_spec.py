@@ -202,3 +202,35 @@ def test_the_plugin_on_a_domain_of_another_vm_and_an_unread_preference(run_plugi
     cut.write_text(dump[: len(dump) // 2])
     r = run_plugin("explain", "-f", str(manifest), "--dumpxml", str(cut))
     assert r.returncode == 1 and r.stderr.startswith("error: %s is not a whole domain XML" % cut), r.stderr
+
+
+def test_the_first_wrong_field_is_named_and_nulls_are_dropped_in_large_maps():
+    """The shape check's first pass tracks no path: the error still names the first wrong
+    field in the document's order, with its path, and a null among many fields is dropped."""
+    obj = json.loads(json.dumps(VM))
+    meta = obj["metadata"]
+    meta.update({"uid": "u", "generation": 1, "resourceVersion": "9", "finalizers": ["f"], "managedFields": [{}],
+                 "creationTimestamp": None, "deletionTimestamp": None,
+                 "labels": {"l%d" % i: "v" for i in range(50)}, "annotations": {"a%d" % i: "v" for i in range(50)}})
+    devices = obj["spec"]["template"]["spec"]["domain"]["devices"]
+    devices["disks"] = [{"name": "d%d" % i, "disk": {"bus": "virtio", "pciAddress": None}, "bootOrder": None}
+                        for i in range(20)]
+    devices["interfaces"] = None
+    vm = read(json.dumps(obj))
+    assert all(set(d) == {"name", "disk"} and d["disk"] == {"bus": "virtio"} for d in vm.devices["disks"])
+    assert "interfaces" not in vm.devices and len(vm.labels) == 50
+    assert obj["spec"]["template"]["spec"]["domain"]["devices"]["disks"][0]["bootOrder"] is None  # not mutated
+    devices["disks"][7]["disk"]["bus"] = 7
+    devices["disks"][3]["name"] = ["x"]
+    assert "spec.template.spec.domain.devices.disks[3].name is a list, not a string" in refused(json.dumps(obj))
+    devices["disks"][3]["name"] = "d3"
+    assert "spec.template.spec.domain.devices.disks[7].disk.bus is a number, not a string" in refused(json.dumps(obj))
+    devices["disks"][7]["disk"]["bus"] = "virtio"
+    meta["labels"]["l30"] = 5
+    meta["labels"]["l40"] = ["x"]
+    assert "metadata.labels[l30] is a number, not a string" in refused(json.dumps(obj))
+    meta["labels"]["l30"] = "v"
+    assert "metadata.labels[l40] is a list, not a string" in refused(json.dumps(obj))
+    meta["labels"]["l40"] = "v"
+    meta["annotations"][3] = "x"  # YAML allows a number as key; the API server does not
+    assert "metadata.annotations[3]" in refused(yaml.safe_dump(obj))

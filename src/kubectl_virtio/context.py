@@ -455,26 +455,56 @@ def effective_flag(spec: S.VMSpec, preference_unread: bool, release: Release) ->
     value, origin = spec.effective_flag()
     if preference_unread and origin in ("default", "preference"):
         origin = "unknown"
-    if not V.has_flag(release.version):
+    if not _has_flag(release.version):
         value, origin = False, "default"
     return value, origin
 
 
+_HAS_FLAG: Dict[Any, bool] = {}
+
+
+def _has_flag(version: V.Version) -> bool:
+    """versions.has_flag, once per release: a fleet's VMs run a few releases."""
+    known = _HAS_FLAG.get(version)
+    if known is None:
+        known = V.has_flag(version)
+        if len(_HAS_FLAG) < 256:
+            _HAS_FLAG[version] = known
+    return known
+
+
 def machines(vm, vmi, running: bool, arch: str) -> Tuple[Optional[str], str, str]:
     """(family now, family at the next start, how the latter was found)."""
-    from kubectl_virtio.domain import machine_family
-
     now = None
     if running:
-        now = machine_family(dig(vmi, "status", "machine").get("type")
+        now = _machine_family(dig(vmi, "status", "machine").get("type")
                              or dig(vmi, "spec", "domain", "machine").get("type"))
     tmpl = dig(vm, "spec", "template", "spec", "domain", "machine").get("type")
     if tmpl:
-        return now, machine_family(str(tmpl)) or str(tmpl), ""
+        return now, _machine_family(str(tmpl)) or str(tmpl), ""
     vmi_type = dig(vmi, "spec", "domain", "machine").get("type") if vmi else None
     if vmi_type:  # the mutating webhook filled in the cluster's default when the VMI was made
-        return now, machine_family(str(vmi_type)) or str(vmi_type), " (the cluster default)"
+        return now, _machine_family(str(vmi_type)) or str(vmi_type), " (the cluster default)"
     return now, DEFAULT_MACHINE.get(arch, "q35"), " (assumed: KubeVirt's %s default)" % arch
+
+
+_FAMILIES: Dict[str, Optional[str]] = {}
+
+
+def _machine_family(machine: Any) -> Optional[str]:
+    """domain.machine_family, once per machine type string: a fleet has a few."""
+    if type(machine) is not str:
+        from kubectl_virtio.domain import machine_family as family
+
+        return family(machine)
+    known = _FAMILIES.get(machine, _FAMILIES)
+    if known is _FAMILIES:
+        from kubectl_virtio.domain import machine_family as family
+
+        known = family(machine)
+        if len(_FAMILIES) < 256:
+            _FAMILIES[machine] = known
+    return known
 
 
 def guest_hints(vm, vmi, spec: S.VMSpec, src: Optional[PreferenceSource]) -> Dict[str, Any]:

@@ -6,6 +6,7 @@ The risks, their order and the hotplug-port rule are described in docs/fleet.md.
 """
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -183,8 +184,16 @@ def predicted_free_ports(inp: FleetInput) -> Tuple[Optional[int], str]:
 
 
 def _release_at_least(version: Optional[str], minimum: Tuple[int, int]) -> bool:
-    m = re.match(r"^v?(\d+)\.(\d+)", version or "")
-    return bool(m) and (int(m.group(1)), int(m.group(2))) >= minimum
+    major_minor = _MAJOR_MINOR.get(version)
+    if major_minor is None:
+        m = re.match(r"^v?(\d+)\.(\d+)", version or "")
+        major_minor = (int(m.group(1)), int(m.group(2))) if m else ()
+        if len(_MAJOR_MINOR) < 256:  # a fleet runs a few releases; every row asks
+            _MAJOR_MINOR[version] = major_minor
+    return bool(major_minor) and major_minor >= minimum
+
+
+_MAJOR_MINOR: Dict[Optional[str], Tuple[int, ...]] = {}
 
 
 # --- risks --------------------------------------------------------------------------------
@@ -192,6 +201,8 @@ def _release_at_least(version: Optional[str], minimum: Tuple[int, int]) -> bool:
 def accepted_risks(annotations: Dict[str, str]) -> set:
     """The risks a VM's owner accepted: `virtio.kubectl.io/accept-risks: "id,id"` ("*" = all)."""
     raw = str((annotations or {}).get(ACCEPT_ANNOTATION) or "")
+    if not raw:
+        return set()
     ids = {p.strip() for p in raw.split(",") if p.strip()}
     return set(RISKS) if "*" in ids or "all" in ids else ids & set(RISKS)
 
@@ -242,12 +253,13 @@ def evaluate(inp: FleetInput, ignore: Iterable[str] = ()) -> Row:
         risks.append(Risk("unknown-guest", "guest OS not identified: label the VM (vm.kubevirt.io/os) or pass "
                                            "--guest-os" if not inp.guest else
                           "%s: cannot tell whether it drives virtio 1.0 (%s)" % (gid, g.get("evidence") or "")))
-    accepted = accepted_risks(inp.annotations)
-    for r in risks:
-        r.accepted = r.id in accepted
-    risks.sort(key=lambda r: -r.rank)
-    key = "%s/%s" % (inp.namespace, inp.name)
-    return Row(inp, risks, hot_free, hot_src, ignored=key in set(ignore))
+    if risks:
+        accepted = accepted_risks(inp.annotations)
+        for r in risks:
+            r.accepted = r.id in accepted
+        risks.sort(key=lambda r: -r.rank)
+    ignored = bool(ignore) and "%s/%s" % (inp.namespace, inp.name) in set(ignore)  # () by default: no key to make
+    return Row(inp, risks, hot_free, hot_src, ignored=ignored)
 
 
 # --- selection, order, check --------------------------------------------------------------
@@ -294,11 +306,14 @@ class Summary:
 
     def add(self, row: Row) -> None:
         self.vms += 1
-        if row.open_risks:
+        open_risks = row.open_risks  # computed once: check_failed's top_rank, inlined
+        if open_risks:
             self.at_risk += 1
-        for r in row.open_risks:
-            self.by_risk[r.id] = self.by_risk.get(r.id, 0) + 1
-        if check_failed(row, self.fail_rank):
+            for r in open_risks:
+                self.by_risk[r.id] = self.by_risk.get(r.id, 0) + 1
+            if max(r.rank for r in open_risks) >= self.fail_rank:  # open_risks is [] when ignored
+                self.failed += 1
+        elif 0 >= self.fail_rank and not row.ignored:
             self.failed += 1
         if row.input.error:
             self.errors += 1
@@ -365,25 +380,21 @@ def _guest_key(vm, vmi, guest_os):
     """Everything guests.hints() reads, as a hashable key: the override, the agent's
     guestOSInfo, the OS labels and annotations of the VM, its template and the VMI (with the
     object each sits on: the evidence names it), and the preference name."""
-    from kubectl_virtio import guests
-
-    prefixes = (guests.OS_TEMPLATE_LABEL, guests.OS_NAME_ANNOTATION)
-    parts: List[Any] = [guest_os]
     info = _status(vmi).get("guestOSInfo") if vmi is not None else None
-    parts.append(tuple(sorted((str(k), str(v)) for k, v in info.items())) if isinstance(info, dict) else None)
+    parts: List[Any] = [guest_os, (tuple(sorted((str(k), str(v)) for k, v in info.items())) if info else ())
+                        if isinstance(info, dict) else None]
     for what, obj in (("VM", vm), ("VMI", vmi)):
         if not isinstance(obj, dict):
             parts.append(None)
             continue
-        tmeta = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}) \
-            if isinstance(obj.get("spec"), dict) else {}
+        spec = obj.get("spec")
+        tmeta = ((spec.get("template") or {}).get("metadata") or {}) if isinstance(spec, dict) else {}
         for m in (_meta(obj), tmeta if isinstance(tmeta, dict) else {}):
-            for field_name in ("labels", "annotations"):
-                d = m.get(field_name)
-                if isinstance(d, dict):
-                    parts.append((what, field_name, tuple(sorted(
-                        (str(k), str(v)) for k, v in d.items()
-                        if k == guests.OS_ANNOTATION or str(k).startswith(prefixes)))))
+            labels, annotations = m.get("labels"), m.get("annotations")
+            if isinstance(labels, dict):
+                parts.append((what, "labels", _os_items(labels)))
+            if isinstance(annotations, dict):
+                parts.append((what, "annotations", _os_items(annotations)))
     spec = (vm or {}).get("spec") if isinstance(vm, dict) else None
     pref = (spec.get("preference") or {}) if isinstance(spec, dict) else {}
     parts.append(str(pref.get("name")) if isinstance(pref, dict) and pref.get("name") else
@@ -391,18 +402,50 @@ def _guest_key(vm, vmi, guest_os):
     return tuple(parts)
 
 
+# guests.OS_ANNOTATION, OS_TEMPLATE_LABEL and OS_NAME_ANNOTATION (guests is imported lazily:
+# test_fleet checks that they agree).
+_OS_KEY = "vm.kubevirt.io/os"
+_OS_PREFIXES = ("os.template.kubevirt.io/", "name.os.template.kubevirt.io/")
+_HAS_OS_PREFIX = operator.methodcaller("startswith", _OS_PREFIXES)
+
+
+def _os_items(d: Dict[Any, Any]) -> Tuple[Tuple[str, str], ...]:
+    """The sorted (key, value) pairs of a labels or annotations map that guests.hints() reads:
+    the OS label/annotation and the common-templates OS prefixes; () when there are none."""
+    try:  # most maps hold no prefixed key: asked of every key by C code (map, any), no Python loop
+        if not any(map(_HAS_OS_PREFIX, d)):
+            return ((_OS_KEY, str(d[_OS_KEY])),) if _OS_KEY in d else ()
+    except (TypeError, AttributeError):
+        pass  # a key that is not a string: the loop below reads it as str(key)
+    found = None
+    for k, v in d.items():
+        if k.__class__ is not str:
+            k = str(k)
+        if k == _OS_KEY or k.startswith(_OS_PREFIXES):
+            if found is None:
+                found = []
+            found.append((k, str(v)))
+    if found is None:
+        return ()
+    if len(found) > 1:
+        found.sort()
+    return tuple(found)
+
+
 def assess_guest(vm, vmi, guest_os=None):
     """guests.assess, computed once per distinct set of the clues it reads: a fleet has
     thousands of VMs but few distinct guests, and a verdict scans the OS table."""
-    from kubectl_virtio import guests
-
     try:
         key = _guest_key(vm, vmi, guest_os)
-        hash(key)
-    except TypeError:
+        hit = _GUEST_CACHE.get(key, _GUEST_CACHE)
+    except TypeError:  # an unhashable preference name (a mapping in status.preferenceRef.name)
+        from kubectl_virtio import guests
+
         return guests.assess(vm, vmi, None, guest_os)
-    if key in _GUEST_CACHE:
-        return _GUEST_CACHE[key]
+    if hit is not _GUEST_CACHE:
+        return hit
+    from kubectl_virtio import guests
+
     g = guests.assess(vm, vmi, None, guest_os)
     if len(_GUEST_CACHE) < 4096:
         _GUEST_CACHE[key] = g
