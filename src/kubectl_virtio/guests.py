@@ -669,14 +669,7 @@ def parse_driver_check(data) -> List[Dict[str, Any]]:
     same dicts as parse_guest_devices (date None: the file has none).  Entries that are not
     objects or whose device_id is not a number are skipped; raises ValueError when the file
     is too large, not JSON, or not an array."""
-    if len(data) > MAX_DRIVER_CHECK:
-        raise ValueError("larger than %d bytes" % MAX_DRIVER_CHECK)
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):
-        raise ValueError("not JSON") from None
-    if not isinstance(doc, list):
-        raise ValueError("not a JSON array of drivers")
+    doc = _driver_json(data, list)
     out = []
     for it in doc[:MAX_DRIVER_ENTRIES]:
         if not isinstance(it, dict):
@@ -688,6 +681,19 @@ def parse_driver_check(data) -> List[Dict[str, Any]]:
         if entry is not None:
             out.append(entry)
     return out
+
+
+def _driver_json(data, kind: type):
+    """A driver check file's JSON document, of `kind` (list or dict), bounded in size."""
+    if len(data) > MAX_DRIVER_CHECK:
+        raise ValueError("larger than %d bytes" % MAX_DRIVER_CHECK)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON") from None
+    if not isinstance(doc, kind):
+        raise ValueError("not a JSON array of drivers" if kind is list else "not a JSON object")
+    return doc
 
 
 def _decimal_id(v: Any) -> Optional[int]:
@@ -711,14 +717,7 @@ def parse_driver_report(data) -> List[Dict[str, Any]]:
     """The drivers a must-gather's virtio-driver-report.json marks OUTDATED, each {driver,
     installed, baseline}; [] for a report without drivers (an error report).  Raises
     ValueError when the file is too large, not JSON, or not an object."""
-    if len(data) > MAX_DRIVER_CHECK:
-        raise ValueError("larger than %d bytes" % MAX_DRIVER_CHECK)
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):
-        raise ValueError("not JSON") from None
-    if not isinstance(doc, dict):
-        raise ValueError("not a JSON object")
+    doc = _driver_json(data, dict)
     drivers = doc.get("drivers")
     baseline = doc.get("baseline")
     out = []

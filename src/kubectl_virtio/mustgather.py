@@ -264,21 +264,21 @@ def _apply_driver_check(inp: F.FleetInput, path: str, report: Optional[str], roo
     be read or parsed is left out and the warning to print is returned."""
     from kubectl_virtio import guests as G
 
-    rel = os.path.relpath(path, root)
-    data = _read(path, G.MAX_DRIVER_CHECK)
-    try:
+    def parsed(p: str, parse):
+        data = _read(p, G.MAX_DRIVER_CHECK)
         if data is None:
             raise ValueError("cannot be read or larger than %d bytes" % G.MAX_DRIVER_CHECK)
-        devices = G.parse_driver_check(data)
+        return parse(data)
+
+    rel = os.path.relpath(path, root)
+    try:
+        devices = parsed(path, G.parse_driver_check)
     except ValueError as e:
         return "%s ignored: %s" % (rel, e)
     outdated, problem = [], None
     if report is not None:
-        data = _read(report, G.MAX_DRIVER_CHECK)
         try:
-            if data is None:
-                raise ValueError("cannot be read or larger than %d bytes" % G.MAX_DRIVER_CHECK)
-            outdated = G.parse_driver_report(data)
+            outdated = parsed(report, G.parse_driver_report)
         except ValueError as e:
             problem = "%s ignored: %s" % (os.path.relpath(report, root), e)
     inp.guest = G.driver_check_guest(inp.guest, devices, rel, outdated)
