@@ -248,12 +248,18 @@ def test_resolve_many_reads_one_preference_per_distinct_preference():
     assert all(c.release.text == "v1.6.4" for c in contexts)
 
 
-def test_deferred_pydantic_names_behave_like_the_real_ones():
-    """cluster.py keeps pydantic out of the client's import: api_client's SecretStr and
-    ApiResponse are stand-ins that must answer as the real ones would."""
+def in_fresh_interpreter(code: str) -> None:
+    """Run `code` in a new interpreter (nothing of the client imported yet); it must succeed."""
     import subprocess
     import sys
 
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_deferred_pydantic_names_behave_like_the_real_ones():
+    """cluster.py keeps pydantic out of the client's import: api_client's SecretStr and
+    ApiResponse are stand-ins that must answer as the real ones would."""
     code = ("import sys; from kubectl_virtio import cluster; cluster._import_client()\n"
             "assert 'pydantic' not in sys.modules, 'pydantic imported'\n"
             "from kubernetes.client import api_client\n"
@@ -263,8 +269,7 @@ def test_deferred_pydantic_names_behave_like_the_real_ones():
             "assert c.sanitize_for_serialization(pydantic.SecretStr('s3')) == 's3'\n"
             "r = api_client.ApiResponse(status_code=200, data=1, raw_data=b'')\n"
             "assert type(r).__module__ == 'kubernetes.client.api_response' and r.status_code == 200\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    in_fresh_interpreter(code)
 
 
 def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_asked():
@@ -272,9 +277,6 @@ def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_
     multiprocessing and typing_extensions while the client is imported: none is loaded after
     a start, the client's own uses of them answer as the real modules do, and importing them
     later gives the real modules."""
-    import subprocess
-    import sys
-
     code = ("import os, sys; from kubectl_virtio import cluster; cluster._import_client()\n"
             "deferred = ['kubernetes.dynamic', 'kubernetes.watch', 'kubernetes.informer',\n"
             "            'kubernetes.leaderelection', 'kubernetes.stream', 'websocket', 'certifi',\n"
@@ -294,8 +296,7 @@ def test_client_subpackages_we_do_not_call_are_not_imported_and_still_work_when_
             "assert os.path.exists(certifi.where()) and multiprocessing.cpu_count() == os.cpu_count()\n"
             "assert typing_extensions.TypedDict and callable(Watch().stream)\n"
             "assert type(sys.modules['kubernetes.dynamic']).__name__ == 'module'\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    in_fresh_interpreter(code)
 
 
 def test_with_vm_reuses_what_was_read_and_to_dict():
